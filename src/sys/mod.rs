@@ -1,0 +1,5 @@
+//! Thin typed doors to the outside world. Nothing in here decides anything.
+
+pub mod atomic_file;
+pub mod process;
+pub mod secret;

@@ -1,0 +1,1 @@
+//! QEMU harness: the proof that a migrated machine boots.
