@@ -1,0 +1,207 @@
+//! Looks inside the target OS: finds which LV holds its root filesystem and
+//! reads what planning needs (fstab, crypttab, kernels, initramfs generator,
+//! bootloader, cryptsetup). Filesystems are mounted read-only without journal
+//! replay, so probing never writes to the disk.
+
+use anyhow::Result;
+
+use super::snapshot::{FstabEntry, Lv, Snapshot, TargetOs};
+use super::source::Source;
+
+const MOUNT_BASE: &str = "/run/luksify/probe";
+const LINUX_FILESYSTEMS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "jfs", "reiserfs"];
+
+pub fn inspect(src: &mut dyn Source, snap: &Snapshot) -> Result<Option<TargetOs>> {
+    let candidates: Vec<&Lv> = snap
+        .lvm
+        .lvs
+        .iter()
+        .filter(|l| l.is_public() && l.active)
+        .filter(|l| {
+            l.filesystem
+                .as_ref()
+                .is_some_and(|f| LINUX_FILESYSTEMS.contains(&f.kind.as_str()))
+        })
+        .collect();
+    for lv in candidates {
+        let dev = lv
+            .dm_path
+            .clone()
+            .or_else(|| lv.path.clone())
+            .unwrap_or_default();
+        let fstype = lv
+            .filesystem
+            .as_ref()
+            .map(|f| f.kind.clone())
+            .unwrap_or_default();
+        let mp = format!("{MOUNT_BASE}/{}-{}", lv.vg, lv.name);
+        let Some(root) = mount_ro(src, &dev, &fstype, &mp)? else {
+            continue;
+        };
+        let fstab_text = src.read(&format!("{root}/etc/fstab"));
+        let found = match fstab_text {
+            Some(text) if parse_fstab(&text).iter().any(|e| e.mount_point == "/") => {
+                Some(read_target(src, snap, lv, &root, &text)?)
+            }
+            _ => None,
+        };
+        unmount(src, &mp)?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Mounts read-only unless the device is already mounted; returns where to read.
+fn mount_ro(src: &mut dyn Source, dev: &str, fstype: &str, mp: &str) -> Result<Option<String>> {
+    let opts = match fstype {
+        "ext3" | "ext4" => "ro,noload",
+        "xfs" => "ro,norecovery",
+        _ => "ro",
+    };
+    src.run(&["mkdir", "-p", mp])?;
+    let out = src.run(&["mount", "-t", fstype, "-o", opts, dev, mp])?;
+    Ok((out.code == 0).then(|| mp.to_string()))
+}
+
+fn unmount(src: &mut dyn Source, mp: &str) -> Result<()> {
+    // /boot may have been mounted inside; take it down first.
+    src.run(&["umount", &format!("{mp}/boot")])?;
+    src.run(&["umount", mp])?;
+    Ok(())
+}
+
+fn read_target(
+    src: &mut dyn Source,
+    snap: &Snapshot,
+    lv: &Lv,
+    root: &str,
+    fstab_text: &str,
+) -> Result<TargetOs> {
+    let fstab = parse_fstab(fstab_text);
+    if let Some(boot) = fstab.iter().find(|e| e.mount_point == "/boot") {
+        if let Some(dev) = resolve_spec(snap, &boot.spec) {
+            mount_ro(src, &dev, &boot.fstype, &format!("{root}/boot"))?;
+        }
+    }
+    let boot_files = src.list(&format!("{root}/boot"));
+    let modules = src.list(&format!("{root}/lib/modules"));
+    let kernels = boot_files
+        .iter()
+        .filter_map(|f| f.strip_prefix("vmlinuz-"))
+        .filter(|k| modules.iter().any(|m| m == k))
+        .map(String::from)
+        .collect();
+    let has = |src: &mut dyn Source, dir: &str, name: &str| {
+        src.list(&format!("{root}/{dir}")).iter().any(|f| f == name)
+    };
+    let has_cryptsetup = has(src, "usr/sbin", "cryptsetup") || has(src, "sbin", "cryptsetup");
+    let has_cryptsetup_initramfs = has(src, "usr/share/initramfs-tools/hooks", "cryptroot");
+    let initramfs_generator =
+        if has(src, "usr/sbin", "mkinitramfs") || has(src, "sbin", "mkinitramfs") {
+            Some("initramfs-tools")
+        } else if has(src, "usr/bin", "dracut") || has(src, "sbin", "dracut") {
+            Some("dracut")
+        } else if has(src, "usr/bin", "mkinitcpio") {
+            Some("mkinitcpio")
+        } else if has(src, "sbin", "nash") {
+            Some("nash")
+        } else {
+            None
+        };
+    let bootloader = if has(src, "boot/loader", "entries") {
+        Some("bls")
+    } else if has(src, "boot/grub", "grub.cfg") || has(src, "boot/grub2", "grub.cfg") {
+        Some("grub2")
+    } else if has(src, "boot/grub", "grub.conf") || has(src, "boot/grub", "menu.lst") {
+        Some("grub-legacy")
+    } else {
+        None
+    };
+    let pretty_name = src
+        .read(&format!("{root}/etc/os-release"))
+        .or_else(|| src.read(&format!("{root}/usr/lib/os-release")))
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .or_else(|| {
+            src.read(&format!("{root}/etc/redhat-release"))
+                .map(|s| s.trim().to_string())
+        });
+    Ok(TargetOs {
+        root_lv: lv.full_name(),
+        pretty_name,
+        fstab,
+        crypttab: src
+            .read(&format!("{root}/etc/crypttab"))
+            .unwrap_or_default(),
+        kernels,
+        initramfs_generator: initramfs_generator.map(String::from),
+        bootloader: bootloader.map(String::from),
+        has_cryptsetup,
+        has_cryptsetup_initramfs,
+    })
+}
+
+pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(FstabEntry {
+                spec: f.first()?.to_string(),
+                mount_point: f.get(1)?.to_string(),
+                fstype: f.get(2).unwrap_or(&"auto").to_string(),
+                options: f.get(3).unwrap_or(&"defaults").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Resolves an fstab source (`UUID=`, `LABEL=`, `PARTUUID=` or a path) to a device path.
+pub fn resolve_spec(snap: &Snapshot, spec: &str) -> Option<String> {
+    let parts = snap.disks.iter().flat_map(|d| d.partitions.iter());
+    if let Some(u) = spec.strip_prefix("UUID=") {
+        return parts
+            .into_iter()
+            .find(|p| p.signature.as_ref().and_then(|s| s.uuid.as_deref()) == Some(u))
+            .map(|p| p.path.clone());
+    }
+    if let Some(l) = spec.strip_prefix("LABEL=") {
+        return parts
+            .into_iter()
+            .find(|p| p.signature.as_ref().and_then(|s| s.label.as_deref()) == Some(l))
+            .map(|p| p.path.clone());
+    }
+    if let Some(u) = spec.strip_prefix("PARTUUID=") {
+        return parts
+            .into_iter()
+            .find(|p| {
+                p.part_uuid
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(u))
+            })
+            .map(|p| p.path.clone());
+    }
+    spec.starts_with("/dev/").then(|| spec.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_skips_comments() {
+        let e = parse_fstab(
+            "# /etc/fstab\n/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\nUUID=abc /boot ext4 defaults 0 2\n\n",
+        );
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].spec, "UUID=abc");
+        assert_eq!(e[0].options, "errors=remount-ro");
+    }
+}
