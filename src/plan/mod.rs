@@ -1,1 +1,72 @@
-//! placeholder
+//! Snapshot + Choices → Plan, or a Refusal. Pure: no I/O, so every state of a
+//! migration can be tested from a saved snapshot.
+
+pub mod capacity;
+pub mod choices;
+pub mod ladder;
+pub mod layout;
+pub mod refusal;
+pub mod safety;
+pub mod step;
+pub mod steps;
+pub mod target_steps;
+
+pub use choices::{Choices, LuksOptions, LuksVersion, Pbkdf, Strategy};
+pub use refusal::Refusal;
+pub use step::{Action, Check, FileDiff, Plan, Step};
+
+use crate::probe::{SNAPSHOT_FORMAT, Snapshot};
+
+/// Plans what remains to be done for these choices on the disks as they are.
+pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
+    if snap.format != SNAPSHOT_FORMAT {
+        return Err(Refusal::UnknownState {
+            detail: format!(
+                "the snapshot has format {} but this luksify reads format {SNAPSHOT_FORMAT}; probe again",
+                snap.format
+            ),
+        });
+    }
+    let l = layout::resolve(snap, choices)?;
+    safety::check(snap, &l)?;
+    let ladder = ladder::plan(snap, &l, choices)?;
+    let edits = crate::boot::planned_edits(snap, &l);
+    let mut steps = ladder.steps;
+    steps.extend(target_steps::steps(snap, &l, edits));
+    steps.push(steps::untag_vg(&l));
+    Ok(Plan {
+        strategy: l.strategy,
+        vg: l.vg.clone(),
+        original_pv: l.original.clone(),
+        spare: l.spare.clone(),
+        container: l.container.clone(),
+        luks_uuid: l.luks_uuid.clone(),
+        mapper_name: l.mapper_name.clone(),
+        resumed: ladder.resumed,
+        notes: notes(&l, choices),
+        steps,
+    })
+}
+
+fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
+    let (vg, lv) = l.target.root_lv.split_once('/').unwrap_or_default();
+    let mut n = vec![format!(
+        "The logical volumes keep their names (/dev/{vg}/{lv}, /dev/mapper/{}-{}) and filesystem UUIDs, so /etc/fstab needs no change.",
+        vg.replace('-', "--"),
+        lv.replace('-', "--")
+    )];
+    if choices.header_backup.is_none() {
+        n.push("No --header-backup PATH was given: `migrate` will ask for one (on a disk that is not being changed) before it writes anything.".into());
+    }
+    match l.strategy {
+        Strategy::SpareReturn => n.push(format!(
+            "At the end {} is empty again and can be detached.",
+            l.spare
+        )),
+        Strategy::SpareKeep => n.push(format!(
+            "At the end the data lives on {}; {} is no longer part of {} and /boot stays where it is.",
+            l.spare, l.original, l.vg
+        )),
+    }
+    n
+}

@@ -166,6 +166,7 @@ fn crypt_mapping(src: &mut dyn Source, dm: &str) -> Option<CryptMapping> {
         luks_uuid: luks_uuid_from_dm_uuid(&uuid),
         backing_device,
         size: sys_num(src, &format!("{base}/size")) * 512,
+        kernel_name: dm.to_string(),
         name,
     })
 }

@@ -147,6 +147,8 @@ pub struct SegmentDevice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CryptMapping {
     pub name: String,
+    /// The kernel's name for it (`dm-3`); LVM may report the PV by either path.
+    pub kernel_name: String,
     pub path: String,
     /// The LUKS UUID, from the dm UUID (`CRYPT-LUKS2-<hex>-<name>`).
     pub luks_uuid: Option<String>,
@@ -178,6 +180,9 @@ pub struct TargetOs {
     pub bootloader: Option<String>,
     pub has_cryptsetup: bool,
     pub has_cryptsetup_initramfs: bool,
+    /// Boot-relevant configuration files (path inside the target → content),
+    /// so `plan` can show exact diffs without the target mounted.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +244,15 @@ impl Snapshot {
             .iter()
             .find(|d| d.path == path)
             .and_then(|d| d.signature.as_ref())
+    }
+
+    /// The PV that sits on an open crypt mapping, under either of its names.
+    pub fn pv_on_mapping(&self, m: &CryptMapping) -> Option<&Pv> {
+        let dm = format!("/dev/{}", m.kernel_name);
+        self.lvm
+            .pvs
+            .iter()
+            .find(|p| p.path == m.path || p.path == dm)
     }
 
     pub fn mapping_over(&self, device: &str) -> Option<&CryptMapping> {

@@ -144,7 +144,48 @@ fn read_target(
         bootloader: bootloader.map(String::from),
         has_cryptsetup,
         has_cryptsetup_initramfs,
+        files: boot_files_of(src, root),
     })
+}
+
+/// Configuration files that the initramfs and boot-configuration steps edit or read.
+const BOOT_FILES: &[&str] = &[
+    "etc/crypttab",
+    "etc/fstab",
+    "etc/default/grub",
+    "etc/kernel/cmdline",
+    "etc/initramfs-tools/initramfs.conf",
+    "etc/mkinitcpio.conf",
+    "boot/grub/grub.cfg",
+    "boot/grub/grub.conf",
+    "boot/grub/menu.lst",
+    "boot/grub/grubenv",
+    "boot/grub2/grub.cfg",
+    "boot/grub2/grubenv",
+];
+const BOOT_DIRS: &[&str] = &[
+    "boot/loader/entries",
+    "etc/dracut.conf.d",
+    "etc/initramfs-tools/conf.d",
+];
+
+fn boot_files_of(src: &mut dyn Source, root: &str) -> std::collections::BTreeMap<String, String> {
+    let mut files = std::collections::BTreeMap::new();
+    for f in BOOT_FILES {
+        if let Some(t) = src.read(&format!("{root}/{f}")) {
+            files.insert(f.to_string(), t);
+        }
+    }
+    for d in BOOT_DIRS {
+        for name in src.list(&format!("{root}/{d}")) {
+            if name.ends_with(".conf") {
+                if let Some(t) = src.read(&format!("{root}/{d}/{name}")) {
+                    files.insert(format!("{d}/{name}"), t);
+                }
+            }
+        }
+    }
+    files
 }
 
 pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {

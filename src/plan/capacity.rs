@@ -1,0 +1,103 @@
+//! Extent arithmetic: will the data fit where it is going? The seed never
+//! asked; a LUKS container is smaller than its partition by the header.
+
+use super::layout::Layout;
+use super::refusal::Refusal;
+use crate::probe::Snapshot;
+
+/// LVM's default offset of the first extent on a new PV.
+pub const NEW_PV_PE_START: u64 = 1 << 20;
+const MIB: u64 = 1 << 20;
+
+/// Extents allocated to the VG's volumes: everything that must end up inside
+/// the container. The temporary pvmove mirror is not counted twice.
+pub fn allocated_extents(snap: &Snapshot, vg: &str) -> u64 {
+    snap.lvs_of(vg)
+        .filter(|lv| !lv.is_pvmove())
+        .flat_map(|lv| lv.segments.iter())
+        .map(|s| s.size_pe)
+        .sum()
+}
+
+/// Extents a new PV of `bytes` would offer.
+pub fn extents_in(bytes: u64, extent_size: u64) -> u64 {
+    bytes.saturating_sub(NEW_PV_PE_START) / extent_size.max(1)
+}
+
+/// Size of the one partition sfdisk creates on a whole disk: it starts at
+/// 1 MiB, and GPT keeps its backup table at the end.
+pub fn whole_disk_partition_bytes(disk_bytes: u64, gpt: bool) -> u64 {
+    let end_reserve = if gpt { MIB } else { 0 };
+    disk_bytes.saturating_sub(MIB + end_reserve) / MIB * MIB
+}
+
+pub fn check(
+    snap: &Snapshot,
+    l: &Layout,
+    container_bytes: u64,
+    spare_bytes: Option<u64>,
+) -> Result<(), Refusal> {
+    let Some(vg) = snap.vg(&l.vg) else {
+        return Ok(());
+    };
+    let need = allocated_extents(snap, &l.vg);
+    let e = vg.extent_size;
+    if let Some(spare_bytes) = spare_bytes {
+        let have = snap
+            .pv(&l.spare)
+            .map(|p| p.pe_count)
+            .unwrap_or_else(|| extents_in(spare_bytes, e));
+        if have < need {
+            return Err(Refusal::SpareTooSmall {
+                spare: l.spare.clone(),
+                have_extents: have,
+                need_extents: need,
+                extent_mib: e / MIB,
+                need_mib: (need * e + NEW_PV_PE_START).div_ceil(MIB),
+            });
+        }
+    }
+    let have = snap
+        .mapping_over(&l.container)
+        .and_then(|m| snap.pv_on_mapping(m))
+        .map(|p| p.pe_count)
+        .unwrap_or_else(|| extents_in(container_bytes.saturating_sub(l.luks_header_bytes), e));
+    if have < need {
+        let short = need - have;
+        let lvs = snap
+            .lvs_of(&l.vg)
+            .filter(|lv| lv.is_public())
+            .map(|lv| format!("{} is {} MiB", lv.full_name(), lv.size / MIB))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Refusal::ContainerTooSmall {
+            device: l.container.clone(),
+            have_extents: have,
+            need_extents: need,
+            short,
+            short_mib: (short * e).div_ceil(MIB),
+            lvs,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extents_after_pe_start() {
+        assert_eq!(extents_in(1 << 30, 4 << 20), 255);
+        assert_eq!(extents_in(0, 4 << 20), 0);
+    }
+
+    #[test]
+    fn partition_of_whole_disk() {
+        assert_eq!(whole_disk_partition_bytes(1 << 30, false), (1 << 30) - MIB);
+        assert_eq!(
+            whole_disk_partition_bytes(1 << 30, true),
+            (1 << 30) - 2 * MIB
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! Who is who in this migration: the VG, the PV being encrypted or emptied,
+//! the spare, the device that becomes the container, and its UUID. Resolved
+//! from probed names and UUIDs, and from the tags an earlier run left in the
+//! VG metadata, never from remembered kernel names (the seed's bug).
+
+use sha2::{Digest, Sha256};
+
+use super::choices::{Choices, Strategy};
+use super::refusal::Refusal;
+use crate::probe::{Snapshot, TargetOs};
+
+pub const TAG_PREFIX: &str = "luksify:";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout<'a> {
+    pub strategy: Strategy,
+    pub vg: String,
+    pub original: String,
+    pub spare: String,
+    /// The spare is a whole disk that gets a partition table (spare-keep).
+    pub spare_needs_partition: bool,
+    pub container: String,
+    pub luks_uuid: String,
+    pub luks_header_bytes: u64,
+    pub mapper_name: String,
+    pub target: &'a TargetOs,
+    /// Tags that mark the VG as being migrated; present until the end.
+    pub tags: Vec<String>,
+}
+
+impl Layout<'_> {
+    pub fn mapper_path(&self) -> String {
+        format!("/dev/mapper/{}", self.mapper_name)
+    }
+}
+
+pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, Refusal> {
+    let target = snap.target.as_ref().ok_or_else(|| Refusal::NoRootLv {
+        detail: no_root_detail(snap),
+    })?;
+    let root_vg = target
+        .root_lv
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let vg_name = choices.vg.clone().unwrap_or(root_vg.clone());
+    let vg = snap.vg(&vg_name).ok_or_else(|| Refusal::NoSuchVg {
+        vg: vg_name.clone(),
+        known: snap
+            .lvm
+            .vgs
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    if vg_name != root_vg {
+        return Err(Refusal::NoRootLv {
+            detail: format!(
+                " in volume group {vg_name} (the root found is {})",
+                target.root_lv
+            ),
+        });
+    }
+    let spare = choices
+        .spare
+        .clone()
+        .ok_or_else(|| Refusal::MissingChoice {
+            what: "a spare disk to hold the data while the original is encrypted".into(),
+            flag: "--spare DEVICE".into(),
+        })?;
+    if snap.device_size(&spare).is_none() {
+        return Err(Refusal::SpareNotFound {
+            spare,
+            known: snap
+                .disks
+                .iter()
+                .map(|d| d.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let tagged_strategy = vg
+        .tags
+        .iter()
+        .find_map(|t| match t.strip_prefix(TAG_PREFIX) {
+            Some("spare-return") => Some(Strategy::SpareReturn),
+            Some("spare-keep") => Some(Strategy::SpareKeep),
+            _ => None,
+        });
+    let strategy = match (choices.strategy, tagged_strategy) {
+        (Some(c), Some(t)) if c != t => {
+            return Err(Refusal::UnknownState {
+                detail: format!(
+                    "volume group {vg_name} is half-way through a {} migration but --strategy {} was given; run again with --strategy {}",
+                    t.name(),
+                    c.name(),
+                    t.name()
+                ),
+            });
+        }
+        (Some(c), _) => c,
+        (None, Some(t)) => t,
+        (None, None) => {
+            return Err(Refusal::MissingChoice {
+                what: "a strategy".into(),
+                flag: "--strategy spare-return|spare-keep".into(),
+            });
+        }
+    };
+    let original = find_original(snap, &vg_name, &vg.tags, &spare)?;
+    if spare == original {
+        return Err(Refusal::SpareIsOriginal { spare });
+    }
+    let spare_is_disk = snap.disks.iter().any(|d| d.path == spare);
+    let spare_needs_partition = strategy == Strategy::SpareKeep && spare_is_disk;
+    let container = match strategy {
+        Strategy::SpareReturn => original.clone(),
+        Strategy::SpareKeep if spare_needs_partition => first_partition_path(&spare),
+        Strategy::SpareKeep => spare.clone(),
+    };
+    let luks_uuid = match snap.signature(&container) {
+        Some(s) if s.kind == "crypto_LUKS" => s.uuid.clone().unwrap_or_default(),
+        _ => derive_uuid(&vg.uuid, &identity(snap, &container)),
+    };
+    let mapper_name = choices
+        .mapper_name
+        .clone()
+        .or_else(|| snap.mapping_over(&container).map(|m| m.name.clone()))
+        .unwrap_or_else(|| format!("luks-{luks_uuid}"));
+    let mut tags = vec![format!("{TAG_PREFIX}{}", strategy.name())];
+    if let Some(t) = identity_tag(snap, &original) {
+        tags.push(t);
+    }
+    Ok(Layout {
+        strategy,
+        vg: vg_name,
+        original,
+        spare,
+        spare_needs_partition,
+        container,
+        luks_uuid,
+        luks_header_bytes: choices.luks.header_bytes(),
+        mapper_name,
+        target,
+        tags,
+    })
+}
+
+fn no_root_detail(snap: &Snapshot) -> String {
+    let inactive: Vec<String> = snap
+        .lvm
+        .lvs
+        .iter()
+        .filter(|l| l.is_public() && !l.active)
+        .map(|l| l.full_name())
+        .collect();
+    if inactive.is_empty() {
+        String::new()
+    } else {
+        format!(" (inactive: {})", inactive.join(", "))
+    }
+}
+
+/// The PV being migrated: from the VG's tags when an earlier run recorded it,
+/// else the one PV of the VG that is neither the spare nor already encrypted.
+fn find_original(
+    snap: &Snapshot,
+    vg: &str,
+    tags: &[String],
+    spare: &str,
+) -> Result<String, Refusal> {
+    for t in tags {
+        if let Some(pu) = t.strip_prefix("luksify:orig-part=") {
+            let p = snap
+                .disks
+                .iter()
+                .flat_map(|d| d.partitions.iter())
+                .find(|p| {
+                    p.part_uuid
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(pu))
+                });
+            return p.map(|p| p.path.clone()).ok_or_else(|| Refusal::UnknownState {
+                detail: format!(
+                    "volume group {vg} records that partition PARTUUID={pu} is being encrypted, but no such partition is attached"
+                ),
+            });
+        }
+        if let Some(u) = t.strip_prefix("luksify:orig-pv=") {
+            if let Some(pv) = snap.lvm.pvs.iter().find(|p| p.uuid == u) {
+                return Ok(pv.path.clone());
+            }
+            return Err(Refusal::UnknownState {
+                detail: format!(
+                    "volume group {vg} records that PV {u} is being encrypted, but it is no longer a PV and has no partition UUID to find it by"
+                ),
+            });
+        }
+    }
+    let crypt_pvs: Vec<String> = snap
+        .crypt_mappings
+        .iter()
+        .filter_map(|m| snap.pv_on_mapping(m).map(|p| p.path.clone()))
+        .collect();
+    let candidates: Vec<&str> = snap
+        .pvs_of(vg)
+        .filter(|p| p.path != spare && !crypt_pvs.contains(&p.path))
+        .map(|p| p.path.as_str())
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(Refusal::UnknownState {
+            detail: format!("volume group {vg} has no unencrypted PV left to migrate"),
+        }),
+        many => Err(Refusal::UncoveredPvs {
+            vg: vg.into(),
+            pvs: many.join(", "),
+        }),
+    }
+}
+
+/// A name for a device that survives reboots and kernel renames.
+fn identity(snap: &Snapshot, device: &str) -> String {
+    snap.partition(device)
+        .and_then(|p| p.part_uuid.clone())
+        .or_else(|| snap.pv(device).map(|p| p.uuid.clone()))
+        .unwrap_or_else(|| device.to_string())
+}
+
+fn identity_tag(snap: &Snapshot, original: &str) -> Option<String> {
+    if let Some(pu) = snap.partition(original).and_then(|p| p.part_uuid.clone()) {
+        return Some(format!("{TAG_PREFIX}orig-part={pu}"));
+    }
+    snap.pv(original)
+        .map(|p| format!("{TAG_PREFIX}orig-pv={}", p.uuid))
+}
+
+/// The kernel names partitions `sda1` but `nvme0n1p1` and `mmcblk0p1`.
+pub fn first_partition_path(disk: &str) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{disk}p1")
+    } else {
+        format!("{disk}1")
+    }
+}
+
+/// A UUID derived from the VG and the container's identity, so `plan` and
+/// the `migrate` that follows show the same UUID (crypttab, kernel arguments)
+/// before the container exists. RFC 9562 version 8 (custom) layout.
+pub fn derive_uuid(vg_uuid: &str, device_identity: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"luksify container\0");
+    h.update(vg_uuid.as_bytes());
+    h.update(b"\0");
+    h.update(device_identity.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names() {
+        assert_eq!(first_partition_path("/dev/sdb"), "/dev/sdb1");
+        assert_eq!(first_partition_path("/dev/nvme1n1"), "/dev/nvme1n1p1");
+    }
+
+    #[test]
+    fn derived_uuid_is_stable_and_well_formed() {
+        let a = derive_uuid("vgu", "a1b2c3d4-02");
+        assert_eq!(a, derive_uuid("vgu", "a1b2c3d4-02"));
+        assert_ne!(a, derive_uuid("vgu", "a1b2c3d4-03"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8");
+    }
+}

@@ -1,0 +1,107 @@
+//! Reasons to refuse, each found before anything is written, each saying what
+//! is wrong and what the person can do about it.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum Refusal {
+    #[error(
+        "no root filesystem was found on an active logical volume{detail}. Activate the volume group (`vgchange -ay VG`) and make sure its root LV holds an /etc/fstab with a `/` entry, or name the VG with --vg"
+    )]
+    NoRootLv { detail: String },
+
+    #[error("volume group {vg:?} was not found; the volume groups here are: {known}")]
+    NoSuchVg { vg: String, known: String },
+
+    #[error("{what} is required: pass {flag}")]
+    MissingChoice { what: String, flag: String },
+
+    #[error("spare device {spare} does not exist on this machine; the disks here are: {known}")]
+    SpareNotFound { spare: String, known: String },
+
+    #[error(
+        "spare {spare} is too small: it holds {have_extents} extents of {extent_mib} MiB but the data needs {need_extents}. Use a spare of at least {need_mib} MiB"
+    )]
+    SpareTooSmall {
+        spare: String,
+        have_extents: u64,
+        need_extents: u64,
+        extent_mib: u64,
+        need_mib: u64,
+    },
+
+    #[error(
+        "spare {spare} is not empty: it carries {found}. Everything on it would be destroyed; if that is what you want, pass --wipe-spare"
+    )]
+    SpareNotEmpty { spare: String, found: String },
+
+    #[error(
+        "the LUKS container on {device} would hold {have_extents} extents but {need_extents} are allocated ({short} short, {short_mib} MiB). Shrink logical volumes by at least that much first ({lvs}), or use --strategy spare-keep with a larger spare"
+    )]
+    ContainerTooSmall {
+        device: String,
+        have_extents: u64,
+        need_extents: u64,
+        short: u64,
+        short_mib: u64,
+        lvs: String,
+    },
+
+    #[error(
+        "volume group {vg} also lives on {pvs}, which this plan does not cover. Move those extents onto one PV first (`pvmove PV`), or encrypt them in a separate run"
+    )]
+    UncoveredPvs { vg: String, pvs: String },
+
+    #[error(
+        "volume group {vg} holds logical volumes that pvmove cannot move safely: {lvs}. Convert or remove them first"
+    )]
+    UnsupportedLvs { vg: String, lvs: String },
+
+    #[error(
+        "a pvmove is in progress in {vg} ({lv}, moving off {source_pv}) that this migration did not start. Let it finish (`pvmove` with no arguments) or abort it (`pvmove --abort`), then run luksify again"
+    )]
+    ForeignPvmove {
+        vg: String,
+        lv: String,
+        source_pv: String,
+    },
+
+    #[error(
+        "{device} is on {disk}, a disk the running live system uses. Choose a disk that is not mounted by the live system"
+    )]
+    LiveSystemDisk { device: String, disk: String },
+
+    #[error(
+        "/boot of the target sits inside the volume group being encrypted ({detail}); the bootloader could no longer read the kernel. Move /boot to its own unencrypted partition first"
+    )]
+    BootInsideVg { detail: String },
+
+    #[error(
+        "{spare} has {spare_sector}-byte logical sectors but {original} has {original_sector}; filesystems made for the smaller sector size can break on the larger one. Use a spare with {original_sector}-byte sectors"
+    )]
+    SectorSizeMismatch {
+        spare: String,
+        spare_sector: u32,
+        original: String,
+        original_sector: u32,
+    },
+
+    #[error(
+        "volume group {vg} holds the root filesystem of the running system; luksify must run from a live system. Boot a live CD or USB stick and run it there"
+    )]
+    RootInUse { vg: String },
+
+    #[error(
+        "the target system has no cryptsetup, so its initramfs cannot unlock the root. Install it in the target first (for Debian: `chroot /mnt apt-get install cryptsetup-bin`)"
+    )]
+    NoCryptsetup,
+
+    #[error("spare {spare} is the device being encrypted; choose another disk")]
+    SpareIsOriginal { spare: String },
+
+    #[error(
+        "the disks are in a state luksify does not recognise: {detail}. Nothing was changed; see `luksify status`"
+    )]
+    UnknownState { detail: String },
+}

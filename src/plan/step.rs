@@ -1,0 +1,135 @@
+//! The plan is data: the dry-run renderer prints this value and the runner
+//! executes the same value, so the two cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+use super::choices::{LuksOptions, Strategy};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub strategy: Strategy,
+    pub vg: String,
+    /// The PV being encrypted (spare-return) or emptied (spare-keep).
+    pub original_pv: String,
+    pub spare: String,
+    /// The device that becomes the LUKS container.
+    pub container: String,
+    pub luks_uuid: String,
+    pub mapper_name: String,
+    /// Where the migration stood when planned; None for a fresh start.
+    pub resumed: Option<String>,
+    pub steps: Vec<Step>,
+    /// Things the person should know that are not steps.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub title: String,
+    pub why: String,
+    pub action: Action,
+    /// What must be true on the disks after the step; checked by re-probing.
+    pub expect: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// A program run as shown. `stdin` is a non-secret script (sfdisk).
+    Command {
+        argv: Vec<String>,
+        stdin: Option<String>,
+    },
+    /// pvmove with progress; `source` None resumes interrupted moves.
+    PvMove {
+        vg: String,
+        source: Option<String>,
+        dest: Option<String>,
+    },
+    VgMetadataBackup {
+        vg: String,
+        path: Option<String>,
+    },
+    LuksFormat {
+        device: String,
+        uuid: String,
+        options: LuksOptions,
+        /// The logical sector size of the data's current home, kept so that
+        /// filesystems never see a larger sector than they were made with.
+        sector_size: u32,
+        label: String,
+    },
+    LuksHeaderBackup {
+        device: String,
+        path: Option<String>,
+    },
+    LuksOpen {
+        device: String,
+        uuid: String,
+        name: String,
+    },
+    MountTarget {
+        root_device: String,
+        boot_device: Option<String>,
+        mount_point: String,
+    },
+    Initramfs {
+        target_root: String,
+        kernels: Vec<String>,
+        generator: Option<String>,
+        /// The target's own generator already knows cryptsetup: regenerate with it.
+        use_target_generator: bool,
+        luks_uuid: String,
+        mapper_name: String,
+        vg: String,
+        root_lv: String,
+    },
+    BootConfig {
+        target_root: String,
+        luks_uuid: String,
+        mapper_name: String,
+        vg: String,
+        root_lv: String,
+        generator: Option<String>,
+        /// The edits as computed from the snapshot, shown by dry-run; the
+        /// runner recomputes them on the mounted target and refuses if they differ.
+        edits: Vec<FileDiff>,
+    },
+    UnmountTarget {
+        mount_point: String,
+    },
+    Verify {
+        target_root: String,
+        luks_uuid: String,
+        vg: String,
+        root_lv: String,
+    },
+}
+
+/// A file change as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDiff {
+    pub path: String,
+    pub before: Option<String>,
+    pub after: String,
+}
+
+/// A fact about the disks that the runner checks after a step by probing
+/// again; never trusting an exit code alone (a bare pvmove exits 0 on an
+/// inactive VG having moved nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Check {
+    PvInVg { pv: String, vg: String },
+    PvNotInVg { pv: String, vg: String },
+    IsPv { device: String },
+    NotPv { device: String },
+    PvEmpty { pv: String },
+    NoPvmove { vg: String },
+    NoSignature { device: String },
+    IsLuks { device: String, uuid: String },
+    MappingOpen { name: String, device: String },
+    VgTagged { vg: String, tag: String },
+    VgNotTagged { vg: String, tag: String },
+    AllLvsActive { vg: String },
+}

@@ -1,0 +1,96 @@
+//! The second half, done once the data sits inside the container: make the
+//! target system able to unlock itself at boot, then verify that it can.
+
+use super::layout::Layout;
+use super::step::{Action, FileDiff, Step};
+use crate::probe::Snapshot;
+use crate::probe::target::resolve_spec;
+
+pub const TARGET_MOUNT: &str = "/run/luksify/target";
+
+pub fn steps(snap: &Snapshot, l: &Layout, edits: Vec<FileDiff>) -> Vec<Step> {
+    let t = l.target;
+    let (vg, lv) = t.root_lv.split_once('/').unwrap_or((&l.vg, ""));
+    let boot_device = t
+        .fstab
+        .iter()
+        .find(|e| e.mount_point == "/boot")
+        .and_then(|e| resolve_spec(snap, &e.spec));
+    let use_target_generator = match t.initramfs_generator.as_deref() {
+        Some("initramfs-tools") => t.has_cryptsetup_initramfs,
+        Some("dracut") => true,
+        _ => false,
+    };
+    let initramfs_why = if use_target_generator {
+        format!(
+            "the target's own {} already knows how to unlock LUKS; it regenerates every kernel's image from the new crypttab",
+            t.initramfs_generator.as_deref().unwrap_or("generator")
+        )
+    } else {
+        "the target's initramfs has no cryptsetup: luksify adds cryptsetup (from the target), the dm-crypt modules and an unlock hook to each image".into()
+    };
+    vec![
+        Step {
+            title: format!("Mount the target system ({}) at {TARGET_MOUNT}", t.root_lv),
+            why: "its initramfs and boot configuration are updated from inside".into(),
+            action: Action::MountTarget {
+                root_device: format!("/dev/{vg}/{lv}"),
+                boot_device,
+                mount_point: TARGET_MOUNT.into(),
+            },
+            expect: vec![],
+        },
+        Step {
+            title: format!(
+                "Rebuild the initramfs for kernel{} {}",
+                if t.kernels.len() == 1 { "" } else { "s" },
+                t.kernels.join(", ")
+            ),
+            why: initramfs_why,
+            action: Action::Initramfs {
+                target_root: TARGET_MOUNT.into(),
+                kernels: t.kernels.clone(),
+                generator: t.initramfs_generator.clone(),
+                use_target_generator,
+                luks_uuid: l.luks_uuid.clone(),
+                mapper_name: l.mapper_name.clone(),
+                vg: vg.into(),
+                root_lv: lv.into(),
+            },
+            expect: vec![],
+        },
+        Step {
+            title: "Update crypttab and the boot configuration".into(),
+            why: "so this boot and every future kernel update unlock the container by its UUID".into(),
+            action: Action::BootConfig {
+                target_root: TARGET_MOUNT.into(),
+                luks_uuid: l.luks_uuid.clone(),
+                mapper_name: l.mapper_name.clone(),
+                vg: vg.into(),
+                root_lv: lv.into(),
+                generator: t.initramfs_generator.clone(),
+                edits,
+            },
+            expect: vec![],
+        },
+        Step {
+            title: "Verify that the target will unlock and boot".into(),
+            why: "luksify proves before the reboot that the default boot entry's initramfs can open this container and activate this VG".into(),
+            action: Action::Verify {
+                target_root: TARGET_MOUNT.into(),
+                luks_uuid: l.luks_uuid.clone(),
+                vg: vg.into(),
+                root_lv: lv.into(),
+            },
+            expect: vec![],
+        },
+        Step {
+            title: format!("Unmount the target system from {TARGET_MOUNT}"),
+            why: "flushes every change to disk".into(),
+            action: Action::UnmountTarget {
+                mount_point: TARGET_MOUNT.into(),
+            },
+            expect: vec![],
+        },
+    ]
+}
