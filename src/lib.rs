@@ -6,6 +6,7 @@
 //! the thin doors to the outside world, [`initrd`] and [`boot`] the engines for
 //! initramfs images and boot configuration.
 
+pub mod app;
 pub mod boot;
 pub mod cli;
 pub mod exec;

@@ -7,6 +7,7 @@ pub mod ladder;
 pub mod layout;
 pub mod refusal;
 pub mod safety;
+pub mod status;
 pub mod step;
 pub mod steps;
 pub mod target_steps;

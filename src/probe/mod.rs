@@ -4,6 +4,7 @@
 
 pub mod blkid;
 pub mod collect;
+pub mod describe;
 pub mod lvm_report;
 pub mod mountinfo;
 pub mod snapshot;

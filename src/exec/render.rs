@@ -1,0 +1,226 @@
+//! The dry-run renderer: the plan as a person reads it, with the exact
+//! command lines and file diffs.
+
+use std::fmt::Write;
+
+use similar::TextDiff;
+
+use crate::plan::{Action, LuksVersion, Pbkdf, Plan};
+use crate::sys::process::shell_quote;
+
+fn quote_all(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The command lines a step amounts to (what a person would type by hand).
+pub fn commands(action: &Action) -> Vec<String> {
+    match action {
+        Action::Command { argv, stdin } => {
+            let mut line = quote_all(argv);
+            if let Some(s) = stdin {
+                line = format!("printf '%s' {} | {line}", shell_quote(s));
+            }
+            vec![line]
+        }
+        Action::PvMove { source, dest, .. } => match (source, dest) {
+            (Some(s), Some(d)) => vec![format!(
+                "lvm pvmove -i 1 {} {}",
+                shell_quote(s),
+                shell_quote(d)
+            )],
+            (Some(s), None) => vec![format!("lvm pvmove -i 1 {}", shell_quote(s))],
+            _ => vec!["lvm pvmove -i 1".into()],
+        },
+        Action::VgMetadataBackup { vg, path } => vec![format!(
+            "lvm vgcfgbackup -f {} {}",
+            path.as_deref()
+                .map(shell_quote)
+                .unwrap_or("<beside --header-backup>".into()),
+            shell_quote(vg)
+        )],
+        Action::LuksFormat {
+            device,
+            uuid,
+            options,
+            sector_size,
+            label,
+        } => {
+            let version = match options.version {
+                LuksVersion::Luks1 => "luks1",
+                LuksVersion::Luks2 => "luks2",
+            };
+            let pbkdf = match options.pbkdf {
+                Pbkdf::Argon2id => "argon2id",
+                Pbkdf::Argon2i => "argon2i",
+                Pbkdf::Pbkdf2 => "pbkdf2",
+            };
+            let mut line = format!(
+                "cryptsetup luksFormat --type {version} --cipher {} --key-size {} --pbkdf {pbkdf}",
+                options.cipher, options.key_size_bits
+            );
+            if let Some(ms) = options.iter_time_ms {
+                let _ = write!(line, " --iter-time {ms}");
+            }
+            if options.version == LuksVersion::Luks2 {
+                let _ = write!(line, " --sector-size {sector_size} --label {label}");
+            }
+            let _ = write!(line, " --uuid {uuid} {}", shell_quote(device));
+            vec![format!(
+                "{line}   # through libcryptsetup; the passphrase is never on a command line"
+            )]
+        }
+        Action::LuksHeaderBackup { device, path } => vec![format!(
+            "cryptsetup luksHeaderBackup {} --header-backup-file {}",
+            shell_quote(device),
+            path.as_deref()
+                .map(shell_quote)
+                .unwrap_or("<--header-backup PATH>".into())
+        )],
+        Action::LuksOpen { device, name, .. } => vec![format!(
+            "cryptsetup open --type luks {} {}",
+            shell_quote(device),
+            shell_quote(name)
+        )],
+        Action::MountTarget {
+            root_device,
+            boot_device,
+            mount_point,
+        } => {
+            let mut v = vec![format!(
+                "mount {} {}",
+                shell_quote(root_device),
+                shell_quote(mount_point)
+            )];
+            if let Some(b) = boot_device {
+                v.push(format!(
+                    "mount {} {}/boot",
+                    shell_quote(b),
+                    shell_quote(mount_point)
+                ));
+            }
+            for fs in ["dev", "proc", "sys", "run"] {
+                v.push(format!(
+                    "mount --bind /{fs} {}/{fs}",
+                    shell_quote(mount_point)
+                ));
+            }
+            v
+        }
+        Action::Initramfs {
+            target_root,
+            kernels,
+            generator,
+            use_target_generator,
+            luks_uuid,
+            vg,
+            root_lv,
+            mapper_name,
+        } => {
+            if *use_target_generator {
+                match generator.as_deref() {
+                    Some("dracut") => kernels
+                        .iter()
+                        .map(|k| {
+                            format!(
+                                "chroot {target_root} dracut --force /boot/initramfs-{k}.img {k}"
+                            )
+                        })
+                        .collect(),
+                    _ => vec![format!("chroot {target_root} update-initramfs -u -k all")],
+                }
+            } else {
+                kernels
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "luksify initrd inject --in-place --root {target_root} --kver {k} --luks-uuid {luks_uuid} --vg {vg} --lv {root_lv} --mapper {mapper_name} <initramfs of {k}>"
+                        )
+                    })
+                    .collect()
+            }
+        }
+        Action::BootConfig { .. } => vec![],
+        Action::Verify {
+            target_root,
+            luks_uuid,
+            vg,
+            ..
+        } => vec![format!(
+            "luksify initrd verify <default entry's initramfs under {target_root}/boot> --luks-uuid {luks_uuid} --vg {vg}"
+        )],
+        Action::UnmountTarget { mount_point } => {
+            vec![format!("umount -R {}", shell_quote(mount_point))]
+        }
+    }
+}
+
+/// A unified diff with `a/` and `b/` prefixes, as `diff -u` prints it.
+pub fn unified_diff(path: &str, before: Option<&str>, after: &str) -> String {
+    let before_text = before.unwrap_or("");
+    TextDiff::from_lines(before_text, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &if before.is_some() {
+                format!("a/{path}")
+            } else {
+                "/dev/null".into()
+            },
+            &format!("b/{path}"),
+        )
+        .to_string()
+}
+
+pub fn text(plan: &Plan) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Plan: encrypt volume group {} ({} strategy)",
+        plan.vg,
+        plan.strategy.name()
+    );
+    let _ = writeln!(o, "  original PV:    {}", plan.original_pv);
+    let _ = writeln!(o, "  spare:          {}", plan.spare);
+    let _ = writeln!(
+        o,
+        "  LUKS container: {} (UUID {})",
+        plan.container, plan.luks_uuid
+    );
+    let _ = writeln!(o, "  opened as:      /dev/mapper/{}", plan.mapper_name);
+    if let Some(r) = &plan.resumed {
+        let _ = writeln!(
+            o,
+            "  resuming:       {r}; only the remaining steps are listed"
+        );
+    }
+    let _ = writeln!(o);
+    let width = plan.steps.len().to_string().len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let _ = writeln!(o, "{:>width$}. {}", i + 1, step.title);
+        let pad = " ".repeat(width + 2);
+        for c in commands(&step.action) {
+            let _ = writeln!(o, "{pad}$ {c}");
+        }
+        if let Action::BootConfig { edits, .. } = &step.action {
+            if edits.is_empty() {
+                let _ = writeln!(o, "{pad}(no file needs to change)");
+            }
+            for e in edits {
+                for line in unified_diff(&e.path, e.before.as_deref(), &e.after).lines() {
+                    let _ = writeln!(o, "{pad}{line}");
+                }
+            }
+        }
+        let _ = writeln!(o, "{pad}why: {}", step.why);
+    }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(o, "\nNotes:");
+        for n in &plan.notes {
+            let _ = writeln!(o, "  - {n}");
+        }
+    }
+    o
+}

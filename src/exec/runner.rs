@@ -1,0 +1,325 @@
+//! The real runner: executes each step, then probes the disks again and
+//! checks the step's expected facts. Before each disk step it plans afresh and
+//! refuses if the disks no longer call for that step.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::{checks, render};
+use crate::plan::{self, Action, Choices, FileDiff, Plan, Step};
+use crate::probe::Snapshot;
+use crate::probe::collect::collect;
+use crate::probe::source::RealSource;
+use crate::sys::process::Cmd;
+use crate::sys::secret::Passphrase;
+use crate::sys::{atomic_file, luks};
+
+pub struct Runner {
+    first: Snapshot,
+    choices: Choices,
+    passphrase: Option<Passphrase>,
+}
+
+impl Runner {
+    pub fn new(first: Snapshot, choices: Choices, passphrase: Option<Passphrase>) -> Self {
+        Runner {
+            first,
+            choices,
+            passphrase,
+        }
+    }
+
+    /// The disks as they are now; the target part does not change while
+    /// extents move, so it is taken from the first probe.
+    fn reprobe(&self) -> Result<Snapshot> {
+        let mut s = collect(&mut RealSource, false).context("probing the disks again")?;
+        s.target = self.first.target.clone();
+        Ok(s)
+    }
+
+    pub fn execute(&mut self, plan: &Plan) -> Result<()> {
+        let total = plan.steps.len();
+        for (i, step) in plan.steps.iter().enumerate() {
+            println!("[{}/{total}] {}", i + 1, step.title);
+            if changes_disks(&step.action) && i > 0 {
+                self.precondition(step)?;
+            }
+            self.run_step(step)
+                .with_context(|| format!("step {} of {total} ({}) failed", i + 1, step.title))?;
+            if !step.expect.is_empty() {
+                let now = self.reprobe()?;
+                let unmet = checks::unmet(&now, &step.expect);
+                if !unmet.is_empty() {
+                    bail!(
+                        "step {} of {total} ({}) ran but the disks do not show its result: {}. Nothing further was done; run `luksify status`, then `luksify plan` with the same choices to see what remains",
+                        i + 1,
+                        step.title,
+                        unmet.join("; ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn precondition(&self, step: &Step) -> Result<()> {
+        let now = self.reprobe()?;
+        let fresh = plan::plan(&now, &self.choices).map_err(|r| {
+            anyhow::anyhow!("the disks changed while migrating and luksify now refuses: {r}")
+        })?;
+        match fresh.steps.iter().find(|s| changes_disks(&s.action)) {
+            Some(next) if next.action == step.action => Ok(()),
+            Some(next) => bail!(
+                "the disks no longer call for `{}` (planning now says `{}` comes next); stopping before changing anything else",
+                step.title,
+                next.title
+            ),
+            None => bail!("planning now finds nothing left to do; stopping"),
+        }
+    }
+
+    fn passphrase(&self) -> Result<&Passphrase> {
+        self.passphrase
+            .as_ref()
+            .context("this step needs the passphrase, but none was read")
+    }
+
+    fn run_step(&self, step: &Step) -> Result<()> {
+        match &step.action {
+            Action::Command { argv, stdin } => {
+                let mut c = lvm_env(Cmd::new(&argv[0]).args(&argv[1..]));
+                if let Some(s) = stdin {
+                    c = c.stdin_bytes(s.clone().into_bytes());
+                }
+                c.run()?;
+            }
+            Action::PvMove { source, dest, .. } => pvmove(source.as_deref(), dest.as_deref())?,
+            Action::VgMetadataBackup { vg, path } => {
+                let path = path
+                    .as_deref()
+                    .context("no path for the VG metadata backup")?;
+                lvm_env(Cmd::new("lvm").args(["vgcfgbackup", "-f", path, vg])).run()?;
+                atomic_file::sync_dir(Path::new(path).parent().unwrap_or(Path::new(".")))?;
+            }
+            Action::LuksFormat {
+                device,
+                uuid,
+                options,
+                sector_size,
+                label,
+            } => luks::format(
+                &luks::FormatSpec {
+                    device: Path::new(device),
+                    uuid,
+                    options,
+                    sector_size: *sector_size,
+                    label,
+                },
+                self.passphrase()?,
+            )?,
+            Action::LuksHeaderBackup { device, path } => {
+                let path = path
+                    .as_deref()
+                    .context("no path for the LUKS header backup")?;
+                luks::header_backup(Path::new(device), Path::new(path))?;
+            }
+            Action::LuksOpen { device, name, .. } => {
+                luks::open(Path::new(device), name, self.passphrase()?)?
+            }
+            Action::MountTarget {
+                root_device,
+                boot_device,
+                mount_point,
+            } => mount_target(root_device, boot_device.as_deref(), mount_point)?,
+            Action::Initramfs {
+                target_root,
+                kernels,
+                generator,
+                use_target_generator,
+                ..
+            } => {
+                if !use_target_generator {
+                    bail!(
+                        "this luksify cannot yet add cryptsetup to an initramfs itself; install your distribution's cryptsetup initramfs support in the target (Debian/Ubuntu: `chroot {target_root} apt-get install cryptsetup-initramfs`) and run `luksify migrate` again: it resumes here"
+                    );
+                }
+                match generator.as_deref() {
+                    Some("dracut") => {
+                        for k in kernels {
+                            Cmd::new("chroot")
+                                .args([
+                                    target_root.as_str(),
+                                    "dracut",
+                                    "--force",
+                                    &format!("/boot/initramfs-{k}.img"),
+                                    k,
+                                ])
+                                .run()?;
+                        }
+                    }
+                    _ => {
+                        Cmd::new("chroot")
+                            .args([target_root.as_str(), "update-initramfs", "-u", "-k", "all"])
+                            .run()?;
+                    }
+                }
+            }
+            Action::BootConfig {
+                target_root, edits, ..
+            } => {
+                for e in edits {
+                    apply_edit(Path::new(target_root), e)?;
+                }
+            }
+            Action::Verify {
+                target_root,
+                luks_uuid,
+                ..
+            } => verify(Path::new(target_root), luks_uuid)?,
+            Action::UnmountTarget { mount_point } => {
+                Cmd::new("umount").args(["-R", mount_point]).run()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Steps that change LVM or LUKS state, whose preconditions are re-checked.
+fn changes_disks(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Command { .. }
+            | Action::PvMove { .. }
+            | Action::LuksFormat { .. }
+            | Action::LuksOpen { .. }
+    )
+}
+
+fn lvm_env(c: Cmd) -> Cmd {
+    // lvm complains about every inherited file descriptor otherwise.
+    c.env("LVM_SUPPRESS_FD_WARNINGS", "1")
+}
+
+fn pvmove(source: Option<&str>, dest: Option<&str>) -> Result<()> {
+    let mut c = Cmd::new("lvm").args(["pvmove", "-i", "1"]);
+    if let Some(s) = source {
+        c = c.arg(s);
+    }
+    if let Some(d) = dest {
+        c = c.arg(d);
+    }
+    let c = lvm_env(c);
+    let tty = std::io::stdout().is_terminal();
+    let bar = if tty {
+        let b = indicatif::ProgressBar::new(10_000);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "  {bar:40} {percent:>3}% {elapsed_precise} eta {eta}",
+            )
+            .expect("static template"),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut last_printed = -1i64;
+    c.run_streaming(|line| {
+        if let Some(pct) = parse_pvmove_percent(line) {
+            match &bar {
+                Some(b) => b.set_position((pct * 100.0) as u64),
+                None => {
+                    // One line per 10 % keeps a serial console readable.
+                    let decile = (pct / 10.0) as i64;
+                    if decile > last_printed {
+                        last_printed = decile;
+                        println!("  {line}", line = line.trim());
+                    }
+                }
+            }
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish();
+    }
+    Ok(())
+}
+
+/// `  /dev/vda2: Moved: 37.50%` → 37.5
+pub fn parse_pvmove_percent(line: &str) -> Option<f64> {
+    let (_, rest) = line.split_once("Moved:")?;
+    rest.trim().trim_end_matches('%').parse().ok()
+}
+
+fn mount_target(root: &str, boot: Option<&str>, mp: &str) -> Result<()> {
+    std::fs::create_dir_all(mp).with_context(|| format!("creating {mp}"))?;
+    let mounted = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounted.lines().any(|l| l.split(' ').nth(1) == Some(mp)) {
+        return Ok(());
+    }
+    Cmd::new("mount").args([root, mp]).run()?;
+    if let Some(b) = boot {
+        Cmd::new("mount").args([b, &format!("{mp}/boot")]).run()?;
+    }
+    for fs in ["dev", "proc", "sys", "run"] {
+        Cmd::new("mount")
+            .args(["--bind", &format!("/{fs}"), &format!("{mp}/{fs}")])
+            .run()?;
+    }
+    Ok(())
+}
+
+/// Applies one planned edit: refuses if the file changed since planning,
+/// keeps a backup beside it, replaces it atomically. Applying twice is a no-op.
+pub fn apply_edit(root: &Path, e: &FileDiff) -> Result<()> {
+    let path: PathBuf = root.join(&e.path);
+    let current = std::fs::read_to_string(&path).ok();
+    if current.as_deref() == Some(e.after.as_str()) {
+        return Ok(());
+    }
+    if current != e.before {
+        bail!(
+            "{} changed since the plan was made; nothing was written to it. Run `luksify plan` again to see the new diff",
+            path.display()
+        );
+    }
+    if let Some(before) = &current {
+        let backup = PathBuf::from(format!("{}.luksify-backup", path.display()));
+        if !backup.exists() {
+            atomic_file::write_atomic(&backup, before.as_bytes(), 0o600)?;
+        }
+    }
+    atomic_file::write_atomic(&path, e.after.as_bytes(), 0o644)
+}
+
+fn verify(root: &Path, luks_uuid: &str) -> Result<()> {
+    let crypttab = std::fs::read_to_string(root.join("etc/crypttab")).unwrap_or_default();
+    if !crypttab.contains(&format!("UUID={luks_uuid}")) {
+        bail!("the target's /etc/crypttab does not name UUID={luks_uuid}");
+    }
+    Ok(())
+}
+
+/// What the next runner step would print, used by tests.
+pub fn describe(step: &Step) -> Vec<String> {
+    render::commands(&step.action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pvmove_progress_lines() {
+        assert_eq!(
+            parse_pvmove_percent("  /dev/vda2: Moved: 37.50%"),
+            Some(37.5)
+        );
+        assert_eq!(
+            parse_pvmove_percent("  /dev/vda2: Moved: 100.00%"),
+            Some(100.0)
+        );
+        assert_eq!(parse_pvmove_percent("  Done"), None);
+    }
+}
