@@ -7,7 +7,8 @@ use crate::probe::Snapshot;
 pub fn unmet(snap: &Snapshot, checks: &[Check]) -> Vec<String> {
     checks
         .iter()
-        .filter_map(|c| (!holds(snap, c)).then(|| describe(c)))
+        .filter(|&c| !holds(snap, c))
+        .map(describe)
         .collect()
 }
 

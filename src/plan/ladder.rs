@@ -11,6 +11,9 @@ use super::step::Step;
 use super::steps::*;
 use crate::probe::Snapshot;
 
+/// GPT's "Linux filesystem data" partition type.
+pub const LINUX_DATA_GUID: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+
 pub struct Ladder {
     pub steps: Vec<Step>,
     /// What was found already done, for the person; None on a fresh start.
@@ -56,14 +59,14 @@ impl Facts<'_> {
     /// What the spare carries that would be destroyed, if anything.
     fn spare_contents(&self) -> Option<String> {
         let spare = &self.l.spare;
-        if let Some(d) = self.snap.disks.iter().find(|d| &d.path == spare) {
-            if let Some(t) = &d.partition_table {
-                return Some(format!(
-                    "a {} partition table with {} partition(s)",
-                    t.kind,
-                    d.partitions.len()
-                ));
-            }
+        if let Some(d) = self.snap.disks.iter().find(|d| &d.path == spare)
+            && let Some(t) = &d.partition_table
+        {
+            return Some(format!(
+                "a {} partition table with {} partition(s)",
+                t.kind,
+                d.partitions.len()
+            ));
         }
         self.snap
             .signature(spare)
@@ -152,7 +155,12 @@ fn spare_return(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
         stage = 6;
         resumed = Some(format!("{o} has already left {vg}"));
     } else if f.sig(o).is_none() && f.tagged() && !f.in_vg(o) {
-        stage = 8;
+        let retyped = f
+            .snap
+            .partition(o)
+            .and_then(|p| p.type_id.as_deref())
+            .is_none_or(|t| t == "0x83" || t.eq_ignore_ascii_case(LINUX_DATA_GUID));
+        stage = if retyped { 9 } else { 8 };
         resumed = Some(format!(
             "{o} has already been emptied and its LVM label removed"
         ));
@@ -176,9 +184,8 @@ fn spare_return(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
     } else if stage <= 13 {
         capacity::check(f.snap, l, container_bytes, None)?;
     }
-    let pending = f.snap.pvmove_in(vg).is_some();
-    if pending || f.snap.lvs_of(vg).any(|lv| lv.is_public() && !lv.active) {
-        steps.push(activate(vg, pending));
+    if f.snap.lvs_of(vg).any(|lv| lv.is_public() && !lv.active) {
+        steps.push(activate(vg, f.snap.pvmove_in(vg).is_some()));
     }
     let part = f.snap.partition(o);
     let disk = f.snap.disk_of(o);
@@ -296,6 +303,9 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
         resumed = Some(format!("{s} has already been partitioned"));
     } else if f.in_vg(o) {
         stage = 0;
+        if f.tagged() {
+            resumed = Some(format!("the migration of {vg} has already begun"));
+        }
         fresh_start(f, choices, &mut steps)?;
     } else {
         return Err(Refusal::UnknownState {
@@ -323,9 +333,8 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
             e => e,
         })?;
     }
-    let pending = f.snap.pvmove_in(vg).is_some();
-    if pending || f.snap.lvs_of(vg).any(|lv| lv.is_public() && !lv.active) {
-        steps.push(activate(vg, pending));
+    if f.snap.lvs_of(vg).any(|lv| lv.is_public() && !lv.active) {
+        steps.push(activate(vg, f.snap.pvmove_in(vg).is_some()));
     }
     let sector = f
         .snap

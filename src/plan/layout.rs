@@ -109,6 +109,14 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
             });
         }
     };
+    let migrating = vg.tags.iter().any(|t| t.starts_with(TAG_PREFIX));
+    if !migrating
+        && snap
+            .pv(&spare)
+            .is_some_and(|p| p.vg.as_deref() == Some(&vg_name))
+    {
+        return Err(Refusal::SpareIsOriginal { spare });
+    }
     let original = find_original(snap, &vg_name, &vg.tags, &spare)?;
     if spare == original {
         return Err(Refusal::SpareIsOriginal { spare });
@@ -120,9 +128,24 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         Strategy::SpareKeep if spare_needs_partition => first_partition_path(&spare),
         Strategy::SpareKeep => spare.clone(),
     };
+    // An earlier run's record of the original wins: after pvremove a whole-disk
+    // PV has nothing left to be recognised by.
+    let orig_tag = vg
+        .tags
+        .iter()
+        .find(|t| t.starts_with("luksify:orig-"))
+        .cloned()
+        .or_else(|| identity_tag(snap, &original));
     let luks_uuid = match snap.signature(&container) {
         Some(s) if s.kind == "crypto_LUKS" => s.uuid.clone().unwrap_or_default(),
-        _ => derive_uuid(&vg.uuid, &identity(snap, &container)),
+        _ => derive_uuid(
+            &vg.uuid,
+            &format!(
+                "{}:{}",
+                strategy.name(),
+                orig_tag.clone().unwrap_or_default()
+            ),
+        ),
     };
     let mapper_name = choices
         .mapper_name
@@ -130,9 +153,7 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         .or_else(|| snap.mapping_over(&container).map(|m| m.name.clone()))
         .unwrap_or_else(|| format!("luks-{luks_uuid}"));
     let mut tags = vec![format!("{TAG_PREFIX}{}", strategy.name())];
-    if let Some(t) = identity_tag(snap, &original) {
-        tags.push(t);
-    }
+    tags.extend(orig_tag);
     Ok(Layout {
         strategy,
         vg: vg_name,
@@ -219,14 +240,6 @@ fn find_original(
             pvs: many.join(", "),
         }),
     }
-}
-
-/// A name for a device that survives reboots and kernel renames.
-fn identity(snap: &Snapshot, device: &str) -> String {
-    snap.partition(device)
-        .and_then(|p| p.part_uuid.clone())
-        .or_else(|| snap.pv(device).map(|p| p.uuid.clone()))
-        .unwrap_or_else(|| device.to_string())
 }
 
 fn identity_tag(snap: &Snapshot, original: &str) -> Option<String> {

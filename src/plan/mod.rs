@@ -29,7 +29,7 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
         });
     }
     let l = layout::resolve(snap, choices)?;
-    safety::check(snap, &l)?;
+    safety::check(snap, &l, choices)?;
     let ladder = ladder::plan(snap, &l, choices)?;
     let edits = crate::boot::planned_edits(snap, &l);
     let mut steps = ladder.steps;

@@ -97,8 +97,15 @@ pub enum Refusal {
     )]
     NoCryptsetup,
 
-    #[error("spare {spare} is the device being encrypted; choose another disk")]
+    #[error(
+        "spare {spare} already holds volume group data of the VG being encrypted; choose an unused disk"
+    )]
     SpareIsOriginal { spare: String },
+
+    #[error(
+        "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"
+    )]
+    BackupOnChangedDisk { path: String, device: String },
 
     #[error(
         "the disks are in a state luksify does not recognise: {detail}. Nothing was changed; see `luksify status`"

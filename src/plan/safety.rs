@@ -1,21 +1,22 @@
 //! Refusals that do not depend on how far a migration has come.
 
+use super::choices::Choices;
 use super::layout::Layout;
 use super::refusal::Refusal;
 use crate::probe::{Lv, Snapshot};
 
 const MOVABLE_SEGTYPES: &[&str] = &["linear", "striped"];
 
-pub fn check(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
+pub fn check(snap: &Snapshot, l: &Layout, choices: &Choices) -> Result<(), Refusal> {
     root_not_in_use(snap, &l.vg)?;
     for dev in [&l.original, &l.spare] {
-        if let Some(disk) = snap.disk_of(dev) {
-            if snap.live_system_disks.contains(&disk.path) {
-                return Err(Refusal::LiveSystemDisk {
-                    device: dev.clone(),
-                    disk: disk.path.clone(),
-                });
-            }
+        if let Some(disk) = snap.disk_of(dev)
+            && snap.live_system_disks.contains(&disk.path)
+        {
+            return Err(Refusal::LiveSystemDisk {
+                device: dev.clone(),
+                disk: disk.path.clone(),
+            });
         }
     }
     movable_lvs(snap, &l.vg)?;
@@ -24,7 +25,46 @@ pub fn check(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
     if !l.target.has_cryptsetup && !l.target.has_cryptsetup_initramfs {
         return Err(Refusal::NoCryptsetup);
     }
-    sector_sizes(snap, l)
+    sector_sizes(snap, l)?;
+    backup_location(snap, l, choices)
+}
+
+/// The mount that holds `path` (longest mount-point prefix).
+fn mount_of<'a>(snap: &'a Snapshot, path: &str) -> Option<&'a crate::probe::Mount> {
+    snap.mounts
+        .iter()
+        .filter(|m| {
+            m.mount_point == "/"
+                || path == m.mount_point
+                || path.starts_with(&format!("{}/", m.mount_point))
+        })
+        .max_by_key(|m| m.mount_point.len())
+}
+
+fn backup_location(snap: &Snapshot, l: &Layout, choices: &Choices) -> Result<(), Refusal> {
+    let Some(path) = &choices.header_backup else {
+        return Ok(());
+    };
+    let Some(m) = mount_of(snap, path) else {
+        return Ok(());
+    };
+    let changed_disks: Vec<&str> = [&l.original, &l.spare]
+        .iter()
+        .filter_map(|d| snap.disk_of(d).map(|d| d.path.as_str()))
+        .collect();
+    let on_changed_disk = snap
+        .disk_of(&m.source)
+        .is_some_and(|d| changed_disks.contains(&d.path.as_str()));
+    let on_vg = snap
+        .lvs_of(&l.vg)
+        .any(|lv| lv_device_names(lv).contains(&m.source));
+    if on_changed_disk || on_vg {
+        return Err(Refusal::BackupOnChangedDisk {
+            path: path.clone(),
+            device: m.source.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn lv_device_names(lv: &Lv) -> Vec<String> {
@@ -90,7 +130,18 @@ fn movable_lvs(snap: &Snapshot, vg: &str) -> Result<(), Refusal> {
 fn no_foreign_pvmove(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
     if let Some(mv) = snap.pvmove_in(&l.vg) {
         let source = mv.move_pv.clone().unwrap_or_default();
-        if source != l.original && source != l.spare {
+        let ours = [l.original.clone(), l.spare.clone(), l.mapper_path()];
+        let mapping_dm = snap
+            .crypt_mappings
+            .iter()
+            .find(|m| m.name == l.mapper_name)
+            .map(|m| format!("/dev/{}", m.kernel_name));
+        let foreign_dest = mv
+            .segments
+            .iter()
+            .flat_map(|s| s.devices.iter())
+            .any(|d| !ours.contains(&d.device) && Some(&d.device) != mapping_dm.as_ref());
+        if (source != l.original && source != l.spare) || foreign_dest {
             return Err(Refusal::ForeignPvmove {
                 vg: l.vg.clone(),
                 lv: mv.name.clone(),

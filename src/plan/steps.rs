@@ -177,7 +177,7 @@ pub fn vg_backup(vg: &str, path: Option<String>) -> Step {
 pub fn retype(disk: &str, number: u32, gpt: bool, device: &str) -> Step {
     // 0FC63DAF… is "Linux filesystem data"; LUKS has no type of its own on DOS tables.
     let t = if gpt {
-        "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+        super::ladder::LINUX_DATA_GUID
     } else {
         "83"
     };
@@ -191,7 +191,7 @@ pub fn retype(disk: &str, number: u32, gpt: bool, device: &str) -> Step {
 
 pub fn partition_disk(disk: &str, label: &str, part: &str) -> Step {
     let t = if label == "gpt" {
-        "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+        super::ladder::LINUX_DATA_GUID
     } else {
         "83"
     };

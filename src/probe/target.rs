@@ -80,10 +80,10 @@ fn read_target(
     fstab_text: &str,
 ) -> Result<TargetOs> {
     let fstab = parse_fstab(fstab_text);
-    if let Some(boot) = fstab.iter().find(|e| e.mount_point == "/boot") {
-        if let Some(dev) = resolve_spec(snap, &boot.spec) {
-            mount_ro(src, &dev, &boot.fstype, &format!("{root}/boot"))?;
-        }
+    if let Some(boot) = fstab.iter().find(|e| e.mount_point == "/boot")
+        && let Some(dev) = resolve_spec(snap, &boot.spec)
+    {
+        mount_ro(src, &dev, &boot.fstype, &format!("{root}/boot"))?;
     }
     let boot_files = src.list(&format!("{root}/boot"));
     let modules = src.list(&format!("{root}/lib/modules"));
@@ -178,10 +178,10 @@ fn boot_files_of(src: &mut dyn Source, root: &str) -> std::collections::BTreeMap
     }
     for d in BOOT_DIRS {
         for name in src.list(&format!("{root}/{d}")) {
-            if name.ends_with(".conf") {
-                if let Some(t) = src.read(&format!("{root}/{d}/{name}")) {
-                    files.insert(format!("{d}/{name}"), t);
-                }
+            if name.ends_with(".conf")
+                && let Some(t) = src.read(&format!("{root}/{d}/{name}"))
+            {
+                files.insert(format!("{d}/{name}"), t);
             }
         }
     }
