@@ -25,7 +25,9 @@ fn rows(json: &str, kind: &str) -> Result<Vec<Row>> {
         .ok_or_else(|| anyhow!("LVM's {kind} report has no \"report\" array"))?;
     let mut out = Vec::new();
     for r in reports {
-        let Some(items) = r.get(kind).and_then(Value::as_array) else {
+        // `lvs --segments` files its rows under "seg", not "lv".
+        let items = r.get(kind).or_else(|| if kind == "lv" { r.get("seg") } else { None });
+        let Some(items) = items.and_then(Value::as_array) else {
             continue;
         };
         for item in items {
@@ -115,6 +117,8 @@ pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
     let mut lvs: Vec<Lv> = Vec::new();
     for r in rows(json, "lv")? {
         let name = text(&r, "lv_name").ok_or_else(|| anyhow!("an LV row has no lv_name"))?;
+        // Hidden LVs are printed in brackets (`[pvmove0]`); the brackets are not part of the name.
+        let name = name.trim_start_matches('[').trim_end_matches(']').to_string();
         let vg = text(&r, "vg_name").unwrap_or_default();
         let segment = LvSegment {
             segtype: text(&r, "segtype").unwrap_or_default(),
@@ -184,7 +188,7 @@ fn parse_devices(s: &str) -> Result<Vec<SegmentDevice>> {
 mod tests {
     use super::*;
 
-    const LVS: &str = r#"{"report":[{"lv":[
+    const LVS: &str = r#"{"report":[{"seg":[
         {"lv_name":"root","vg_name":"vg0","lv_uuid":"u1","lv_size":"524288000","lv_attr":"-wI-ao----","lv_active":"active","lv_path":"/dev/vg0/root","lv_dm_path":"/dev/mapper/vg0-root","segtype":"linear","seg_start_pe":"0","seg_size_pe":"60","devices":"pvmove0(0)","seg_pe_ranges":"","move_pv":"","copy_percent":"","origin":"","pool_lv":"","lv_tags":"","lv_role":"public"},
         {"lv_name":"root","vg_name":"vg0","lv_uuid":"u1","lv_size":"524288000","lv_attr":"-wI-ao----","lv_active":"active","lv_path":"/dev/vg0/root","lv_dm_path":"/dev/mapper/vg0-root","segtype":"linear","seg_start_pe":"60","seg_size_pe":"65","devices":"/dev/vda2(60)","seg_pe_ranges":"","move_pv":"","copy_percent":"","origin":"","pool_lv":"","lv_tags":"","lv_role":"public"},
         {"lv_name":"[pvmove0]","vg_name":"vg0","lv_uuid":"u2","lv_size":"251658240","lv_attr":"p-C-aom---","lv_active":"active","lv_path":"","lv_dm_path":"/dev/mapper/vg0-pvmove0","segtype":"mirror","seg_start_pe":"0","seg_size_pe":"60","devices":"/dev/vda2(0),/dev/vdb(0)","seg_pe_ranges":"","move_pv":"/dev/vda2","copy_percent":"37.50","origin":"","pool_lv":"","lv_tags":"","lv_role":"private,pvmove"}

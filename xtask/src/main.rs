@@ -1,1 +1,150 @@
-fn main() {}
+//! Project tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask docs`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "luksify project tasks")]
+struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the system packages the tests need, build, lint and run every test.
+    Test {
+        /// Skip installing system packages (they are already there).
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Show luksify at work: probe, plan and status on the bundled snapshot of a real LVM machine.
+    Demo {
+        /// Never prompt (for CI).
+        #[arg(long)]
+        non_interactive: bool,
+    },
+    /// Generate the man page and shell completions into target/docs.
+    Docs,
+    /// Install the system packages only.
+    Deps,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// The union of xtask/apt/*.txt, each a list of Debian packages.
+fn wanted_packages() -> Result<Vec<String>> {
+    let mut pkgs = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(root().join("xtask/apt"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    for f in files {
+        for line in std::fs::read_to_string(&f)?.lines() {
+            let p = line.split('#').next().unwrap_or("").trim();
+            if !p.is_empty() && !pkgs.iter().any(|x| x == p) {
+                pkgs.push(p.to_string());
+            }
+        }
+    }
+    Ok(pkgs)
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn install_deps() -> Result<()> {
+    let missing: Vec<String> = wanted_packages()?.into_iter().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn test(no_install: bool) -> Result<()> {
+    if !no_install {
+        install_deps()?;
+    }
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+}
+
+fn demo(non_interactive: bool) -> Result<()> {
+    install_deps()?;
+    run(cargo().args(["build", "--release", "-p", "luksify"]))?;
+    let bin = root().join("target/release/luksify");
+    let snapshot = root().join("tests/fixtures/seed-layout.snapshot.json");
+    println!("\n== A machine as luksify saw it (a Debian 12 guest with its root on LVM):\n");
+    run(Command::new(&bin).args(["status", "--snapshot"]).arg(&snapshot))?;
+    println!("\n== The plan to encrypt it, moving the data to the spare /dev/vdb and back:\n");
+    run(Command::new(&bin)
+        .args(["plan", "--snapshot"])
+        .arg(&snapshot)
+        .args(["--spare", "/dev/vdb", "--strategy", "spare-return", "--header-backup", "/root/vg0.luks-header"]))?;
+    println!("\n== A spare that is too small is refused before anything is written:\n");
+    let out = Command::new(&bin)
+        .args(["plan", "--snapshot"])
+        .arg(&snapshot)
+        .args(["--spare", "/dev/vda1", "--strategy", "spare-keep"])
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    if !non_interactive {
+        println!("\n(Migrating a real disk in a VM comes with the VM harness; see README.)");
+    }
+    Ok(())
+}
+
+fn docs() -> Result<()> {
+    let out = root().join("target/docs");
+    std::fs::create_dir_all(out.join("completions"))?;
+    let cmd = luksify::cli::Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    std::fs::write(out.join("luksify.1"), page)?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "luksify", out.join("completions"))?;
+    }
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Args::parse().task {
+        Task::Test { no_install } => test(no_install),
+        Task::Demo { non_interactive } => demo(non_interactive),
+        Task::Docs => docs(),
+        Task::Deps => install_deps(),
+    }
+}
