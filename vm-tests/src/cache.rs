@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -25,6 +26,13 @@ pub fn root() -> Result<PathBuf> {
 pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     let parent = root()?.join(kind);
     let done = parent.join(key);
+    if done.is_dir() {
+        return Ok(done);
+    }
+    // Tests in one binary run in parallel; let one of them build, the others
+    // find the result. (Separate processes still race safely via rename.)
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     if done.is_dir() {
         return Ok(done);
     }

@@ -16,7 +16,7 @@ use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::live_env::{self, PROMPT};
 use vm_tests::logs;
 use vm_tests::probe_capture;
-use vm_tests::qemu::GuestBuilder;
+use vm_tests::qemu::{Guest, GuestBuilder};
 
 /// Test-only passphrase of the LUKS container (documented in fixtures/README.md).
 const PASSPHRASE: &str = "luksify-test-passphrase";
@@ -84,19 +84,15 @@ fn assert_lvm_reports_ok(dir: &Path) {
     }
 }
 
-#[test]
-fn seed_layout_pvmove_and_luks_captures() {
-    let t0 = Instant::now();
+/// Boots the live environment with a 1 GiB target (vda) and a 1 GiB spare (vdb).
+fn boot_live(name: &str, images: &Path) -> Guest {
     let kernel = GuestKernel::debian_current().unwrap();
     let live = live_env::build(&kernel, &[]).unwrap();
-    let built = t0.elapsed();
-
-    let images = tempfile::tempdir().unwrap();
-    let target = images.path().join("target.img");
-    let spare = images.path().join("spare.img");
+    let target = images.join("target.img");
+    let spare = images.join("spare.img");
     disk::create_sparse(&target, GIB).unwrap();
     disk::create_sparse(&spare, GIB).unwrap();
-    let mut g = GuestBuilder::new("seed-layout")
+    let mut g = GuestBuilder::new(name)
         .kernel(&live.kernel)
         .initrd(&live.initrd)
         .append(&live.append)
@@ -107,30 +103,74 @@ fn seed_layout_pvmove_and_luks_captures() {
     let c = g.console();
     c.wait_for("luksify-live: ready", T).unwrap();
     c.init_shell(PROMPT, T).unwrap();
-    let booted = t0.elapsed();
+    g
+}
 
-    // The seed layout: DOS label, 200 MiB /boot, the rest an LVM PV.
+/// The seed layout on vda: DOS label, 200 MiB /boot, the rest a PV of `vg`
+/// with LVs root (500 MiB ext4) and swap (64 MiB); both mounted.
+fn build_seed(c: &mut Console, vg: &str) {
     sh(
         c,
         r"printf 'label: dos\n,200MiB,83\n,,8e\n' | sfdisk --quiet /dev/vda",
     );
     sh(c, "mkfs.ext4 -q -L boot /dev/vda1");
-    sh(c, "pvcreate /dev/vda2 && vgcreate vg0 /dev/vda2");
+    sh(c, &format!("pvcreate /dev/vda2 && vgcreate {vg} /dev/vda2"));
     sh(
         c,
-        "lvcreate -y -L 500m -n root vg0 && lvcreate -y -L 64m -n swap vg0",
+        &format!("lvcreate -y -L 500m -n root {vg} && lvcreate -y -L 64m -n swap {vg}"),
     );
     sh(
         c,
-        "mkfs.ext4 -q -L root /dev/vg0/root && mkswap -L swap /dev/vg0/swap",
+        &format!("mkfs.ext4 -q -L root /dev/{vg}/root && mkswap -L swap /dev/{vg}/swap"),
     );
     sh(
         c,
-        "mkdir -p /mnt/target && mount /dev/vg0/root /mnt/target && mkdir -p /mnt/target/boot /mnt/target/etc \
-         && mount /dev/vda1 /mnt/target/boot && echo seed > /mnt/target/etc/hostname \
-         && echo 'kernel stand-in' > /mnt/target/boot/vmlinuz-test \
-         && dd if=/dev/urandom of=/mnt/target/data.bin bs=1M count=16 2>/dev/null && sync",
+        &format!(
+            "mkdir -p /mnt/target && mount /dev/{vg}/root /mnt/target && mkdir -p /mnt/target/boot /mnt/target/etc \
+             && mount /dev/vda1 /mnt/target/boot && echo seed > /mnt/target/etc/hostname \
+             && echo 'kernel stand-in' > /mnt/target/boot/vmlinuz-test \
+             && dd if=/dev/urandom of=/mnt/target/data.bin bs=1M count=16 2>/dev/null && sync"
+        ),
     );
+}
+
+/// A VG name with a dash: device-mapper doubles it (`vg--sys-root`).
+#[test]
+fn seed_layout_with_dashed_vg_name() {
+    let images = tempfile::tempdir().unwrap();
+    let mut g = boot_live("seed-layout-vg-sys", images.path());
+    let c = g.console();
+    build_seed(c, "vg-sys");
+    let dir = capture(c, "seed-layout-vg-sys");
+    assert_lvm_reports_ok(&dir);
+    let lvs = json(&dir, "lvs.json", "seg");
+    assert!(
+        lvs.iter().any(|r| field(r, "lv_name") == "root"
+            && field(r, "lv_dm_path") == "/dev/mapper/vg--sys-root"),
+        "{lvs:?}"
+    );
+    let names: Vec<String> = ["dm-0", "dm-1"]
+        .iter()
+        .map(|d| {
+            read(&dir, &format!("sys/block/{d}/dm/name"))
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert!(names.contains(&"vg--sys-root".to_string()), "{names:?}");
+    g.poweroff(T).unwrap();
+}
+
+#[test]
+fn seed_layout_pvmove_and_luks_captures() {
+    let t0 = Instant::now();
+
+    let images = tempfile::tempdir().unwrap();
+    let mut g = boot_live("seed-layout", images.path());
+    let c = g.console();
+    let booted = t0.elapsed();
+
+    build_seed(c, "vg0");
     let seed = capture(c, "seed-layout");
     let made = t0.elapsed();
 
@@ -243,7 +283,7 @@ fn seed_layout_pvmove_and_luks_captures() {
 
     g.poweroff(T).unwrap();
     eprintln!(
-        "timings: artefacts {built:?}, shell {booted:?}, seed layout captured {made:?}, all {:?} ({:?})",
+        "timings: shell {booted:?}, seed layout captured {made:?}, all {:?} ({:?})",
         t0.elapsed(),
         g.accel
     );
