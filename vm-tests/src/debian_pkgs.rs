@@ -1,0 +1,159 @@
+//! Debian packages fetched with the host's apt and unpacked with `dpkg -x`
+//! into the cache, one directory per package version. Once unpacked, a
+//! package is never downloaded again, so cached runs work offline.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use luksify::sys::process::Cmd;
+
+use crate::cache;
+
+/// A package name pinned to the version apt would install now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    /// The raw `Depends:` field of that version.
+    pub depends: String,
+}
+
+/// Asks the host's apt which version of `name` it would install.
+pub fn resolve(name: &str) -> Result<Resolved> {
+    let out = Cmd::new("apt-cache")
+        .args(["show", "--no-all-versions", name])
+        .run()
+        .with_context(|| format!("looking up Debian package {name} (is apt's package list current? try `apt-get update`)"))?;
+    parse_control(&out.stdout_str())
+        .with_context(|| format!("reading apt-cache's record for {name}"))
+}
+
+/// Parses the first stanza of a Debian control record.
+pub fn parse_control(text: &str) -> Result<Resolved> {
+    let field = |key: &str| -> Option<String> {
+        let prefix = format!("{key}:");
+        let stanza = text.split("\n\n").next().unwrap_or("");
+        stanza
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.trim().to_string())
+    };
+    let name = field("Package").context("no Package field")?;
+    let version = field("Version").context("no Version field")?;
+    let arch = field("Architecture").unwrap_or_else(|| "all".into());
+    let depends = field("Depends").unwrap_or_default();
+    Ok(Resolved {
+        name,
+        version,
+        arch,
+        depends,
+    })
+}
+
+/// The names in a `Depends:` field, alternatives and version limits dropped
+/// (the first alternative of each group is taken).
+pub fn depends_names(depends: &str) -> Vec<String> {
+    depends
+        .split(',')
+        .filter_map(|group| group.split('|').next())
+        .filter_map(|alt| alt.split_whitespace().next())
+        .map(|n| n.split(':').next().unwrap_or(n).to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// What a directory of an unpacked package is called: name, version and arch,
+/// plus a tag for any preparation step that ran on it.
+fn dir_key(pkg: &Resolved, tag: &str) -> String {
+    let base = cache::sanitize(&format!("{}_{}_{}", pkg.name, pkg.version, pkg.arch));
+    if tag.is_empty() {
+        base
+    } else {
+        format!("{base}+{}", cache::sanitize(tag))
+    }
+}
+
+/// Downloads and unpacks `pkg` (cached). `prepare` runs on the unpacked tree
+/// before it becomes visible in the cache (e.g. `depmod`); `tag` names it in
+/// the cache key so a changed preparation gets a fresh entry.
+pub fn unpacked(
+    pkg: &Resolved,
+    tag: &str,
+    prepare: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    cache::entry("debian-unpacked", &dir_key(pkg, tag), |dir| {
+        let dl = dir.join(".download");
+        std::fs::create_dir(&dl)?;
+        // apt-get download only writes into the current directory.
+        Cmd::new("sh")
+            .args(["-c", r#"cd "$1" && exec apt-get -q download "$2""#, "sh"])
+            .arg(&dl)
+            .arg(format!("{}:{}={}", pkg.name, pkg.arch, pkg.version))
+            .run()
+            .with_context(|| {
+                format!(
+                    "downloading {} {} from the Debian mirror",
+                    pkg.name, pkg.version
+                )
+            })?;
+        let debs: Vec<PathBuf> = std::fs::read_dir(&dl)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        let [deb] = debs.as_slice() else {
+            bail!(
+                "apt-get download left {} .deb files instead of one",
+                debs.len()
+            );
+        };
+        let root = dir.join("root");
+        Cmd::new("dpkg")
+            .arg("-x")
+            .arg(deb)
+            .arg(&root)
+            .run()
+            .with_context(|| format!("unpacking {}", deb.display()))?;
+        std::fs::remove_dir_all(&dl)?;
+        prepare(&root)
+    })
+    .map(|d| d.join("root"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_record_fields() {
+        let text = "Package: linux-image-amd64\nSource: linux-signed-amd64 (6.1.192+2)\nVersion: 6.1.192-2\n\
+                    Architecture: amd64\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\nDescription: x\n\n\
+                    Package: other\nVersion: 9\n";
+        let r = parse_control(text).unwrap();
+        assert_eq!(r.name, "linux-image-amd64");
+        assert_eq!(r.version, "6.1.192-2");
+        assert_eq!(r.arch, "amd64");
+        assert_eq!(depends_names(&r.depends), ["linux-image-6.1.0-56-amd64"]);
+    }
+
+    #[test]
+    fn depends_take_first_alternative_without_versions() {
+        assert_eq!(
+            depends_names("libc6 (>= 2.34), debconf (>= 0.5) | debconf-2.0, perl:any"),
+            ["libc6", "debconf", "perl"]
+        );
+        assert!(depends_names("").is_empty());
+    }
+
+    #[test]
+    fn cache_dir_names_are_path_safe() {
+        let r = Resolved {
+            name: "x".into(),
+            version: "1:2.3".into(),
+            arch: "amd64".into(),
+            depends: String::new(),
+        };
+        assert_eq!(dir_key(&r, ""), "x_1_2.3_amd64");
+        assert_eq!(dir_key(&r, "depmod"), "x_1_2.3_amd64+depmod");
+    }
+}

@@ -1,0 +1,65 @@
+//! Disk image files: sparse creation and content digests.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+
+/// Creates (or truncates to empty and regrows) a sparse image of `size` bytes.
+pub fn create_sparse(path: &Path, size: u64) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("creating disk image {}", path.display()))?;
+    f.set_len(size)
+        .with_context(|| format!("sizing disk image {} to {size} bytes", path.display()))
+}
+
+/// Hex sha256 of a whole file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 * MIB as usize];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(crate::cache::hex(&h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn sparse_image_has_size_but_no_blocks_and_known_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.img");
+        create_sparse(&p, 64 * MIB).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), 64 * MIB);
+        assert!(
+            m.blocks() < 64,
+            "image should be sparse, has {} blocks",
+            m.blocks()
+        );
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
