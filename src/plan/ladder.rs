@@ -177,6 +177,10 @@ fn spare_return(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
 
     if stage <= 1 {
         fresh_start(f, choices, &mut steps)?;
+    } else if !f.tagged() && stage <= 7 {
+        // Moved part-way by hand or by an older run: mark the VG before the
+        // original loses the label it could otherwise be recognised by.
+        steps.push(tag_vg(l));
     }
     if stage <= 4 {
         let spare_bytes = f.snap.device_size(s).unwrap_or(0);

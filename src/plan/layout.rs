@@ -110,6 +110,13 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         }
     };
     let migrating = vg.tags.iter().any(|t| t.starts_with(TAG_PREFIX));
+    if let Some(mv) = snap.pvmove_in(&vg_name).filter(|_| !migrating) {
+        return Err(Refusal::ForeignPvmove {
+            vg: vg_name.clone(),
+            lv: mv.name.clone(),
+            source_pv: mv.move_pv.clone().unwrap_or_default(),
+        });
+    }
     if !migrating
         && snap
             .pv(&spare)

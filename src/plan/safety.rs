@@ -80,7 +80,8 @@ fn lv_device_names(lv: &Lv) -> Vec<String> {
 }
 
 fn root_not_in_use(snap: &Snapshot, vg: &str) -> Result<(), Refusal> {
-    let Some(root) = snap.mounts.iter().find(|m| m.mount_point == "/") else {
+    // A later mount on / hides the earlier ones (an initramfs's rootfs).
+    let Some(root) = snap.mounts.iter().rev().find(|m| m.mount_point == "/") else {
         return Ok(());
     };
     if snap

@@ -15,7 +15,15 @@ use super::target;
 pub fn collect(src: &mut dyn Source, inspect_target: bool) -> Result<Snapshot> {
     let mut disks = Vec::new();
     let mut crypt_mappings = Vec::new();
+    // dm name (`vg0-root`) → kernel name (`dm-0`): blkid probes the kernel
+    // node, which exists even where nobody created /dev/mapper links.
+    let mut dm_names = std::collections::BTreeMap::new();
     for name in src.list("/sys/block") {
+        if name.starts_with("dm-")
+            && let Some(n) = sys_text(src, &format!("/sys/block/{name}/dm/name"))
+        {
+            dm_names.insert(n, name.clone());
+        }
         if ["loop", "ram", "zram", "sr", "fd", "nbd"]
             .iter()
             .any(|p| name.starts_with(p))
@@ -32,8 +40,13 @@ pub fn collect(src: &mut dyn Source, inspect_target: bool) -> Result<Snapshot> {
     }
     let mut lvm = lvm_state(src)?;
     for lv in lvm.lvs.iter_mut().filter(|l| l.active && !l.is_pvmove()) {
-        if let Some(dev) = lv.dm_path.clone().or_else(|| lv.path.clone()) {
-            lv.filesystem = blkid::signature(&blkid_fields(src, &dev)?);
+        let dm_name = format!(
+            "{}-{}",
+            lv.vg.replace('-', "--"),
+            lv.name.replace('-', "--")
+        );
+        if let Some(kernel) = dm_names.get(&dm_name) {
+            lv.filesystem = blkid::signature(&blkid_fields(src, &format!("/dev/{kernel}"))?);
         }
     }
     let mounts = mountinfo::parse(&src.read("/proc/self/mountinfo").unwrap_or_default());

@@ -26,7 +26,9 @@ fn rows(json: &str, kind: &str) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for r in reports {
         // `lvs --segments` files its rows under "seg", not "lv".
-        let items = r.get(kind).or_else(|| if kind == "lv" { r.get("seg") } else { None });
+        let items = r
+            .get(kind)
+            .or_else(|| if kind == "lv" { r.get("seg") } else { None });
         let Some(items) = items.and_then(Value::as_array) else {
             continue;
         };
@@ -118,7 +120,10 @@ pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
     for r in rows(json, "lv")? {
         let name = text(&r, "lv_name").ok_or_else(|| anyhow!("an LV row has no lv_name"))?;
         // Hidden LVs are printed in brackets (`[pvmove0]`); the brackets are not part of the name.
-        let name = name.trim_start_matches('[').trim_end_matches(']').to_string();
+        let name = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let vg = text(&r, "vg_name").unwrap_or_default();
         let segment = LvSegment {
             segtype: text(&r, "segtype").unwrap_or_default(),

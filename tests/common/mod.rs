@@ -2,6 +2,7 @@
 //! disks, so every intermediate state of a migration can be produced.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod sim;
 
 use luksify::probe::*;
@@ -9,23 +10,11 @@ use luksify::probe::*;
 pub const MIB: u64 = 1 << 20;
 pub const EXTENT: u64 = 4 * MIB;
 
-/// The seed layout as probed on a real guest (see vm-tests/fixtures): /dev/vda
-/// with /boot on vda1 and the PV of vg0 (root 500 MiB, swap 64 MiB) on vda2,
-/// and an empty 1 GiB spare /dev/vdb.
+/// The seed layout, built to the numbers of the real capture (see [`real`]
+/// for the capture itself): /dev/vda with /boot on vda1 and the PV of vg0
+/// (root 500 MiB, swap 64 MiB) on vda2, and an empty 1 GiB spare /dev/vdb.
 pub fn seed() -> Snapshot {
-    if let Some(s) = captured("seed-layout") {
-        return s;
-    }
     built_seed()
-}
-
-/// A snapshot saved from a real guest, when the VM harness has captured one.
-pub fn captured(name: &str) -> Option<Snapshot> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("{name}.snapshot.json"));
-    let text = std::fs::read_to_string(p).ok()?;
-    Some(serde_json::from_str(&text).expect("fixture parses"))
 }
 
 pub fn built_seed() -> Snapshot {
@@ -204,4 +193,34 @@ fn fstab(spec: &str, mp: &str, fstype: &str) -> FstabEntry {
         fstype: fstype.into(),
         options: "defaults".into(),
     }
+}
+
+/// A captured real state with the target system's facts attached (the
+/// captures' root LV holds a few files, not an installed OS), its /boot
+/// pointing at the captured boot partition.
+pub fn real(state: &str) -> Snapshot {
+    let mut s = capture::snapshot(state);
+    let mut t = built_seed().target.unwrap();
+    let boot_uuid = s
+        .partition("/dev/vda1")
+        .and_then(|p| p.signature.as_ref())
+        .and_then(|sig| sig.uuid.clone())
+        .expect("captured /boot has a UUID");
+    for e in &mut t.fstab {
+        if e.mount_point == "/boot" {
+            e.spec = format!("UUID={boot_uuid}");
+        }
+    }
+    if let Some(vg) = s.lvm.vgs.first() {
+        let vg = vg.name.clone();
+        t.root_lv = format!("{vg}/root");
+        for e in &mut t.fstab {
+            e.spec = e.spec.replace(
+                "/dev/mapper/vg0-",
+                &format!("/dev/mapper/{}-", vg.replace('-', "--")),
+            );
+        }
+    }
+    s.target = Some(t);
+    s
 }

@@ -34,7 +34,10 @@ enum Task {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -74,7 +77,10 @@ fn installed(pkg: &str) -> bool {
 }
 
 fn install_deps() -> Result<()> {
-    let missing: Vec<String> = wanted_packages()?.into_iter().filter(|p| !installed(p)).collect();
+    let missing: Vec<String> = wanted_packages()?
+        .into_iter()
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -97,7 +103,14 @@ fn test(no_install: bool) -> Result<()> {
         install_deps()?;
     }
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
 }
 
@@ -107,12 +120,21 @@ fn demo(non_interactive: bool) -> Result<()> {
     let bin = root().join("target/release/luksify");
     let snapshot = root().join("tests/fixtures/seed-layout.snapshot.json");
     println!("\n== A machine as luksify saw it (a Debian 12 guest with its root on LVM):\n");
-    run(Command::new(&bin).args(["status", "--snapshot"]).arg(&snapshot))?;
+    run(Command::new(&bin)
+        .args(["status", "--snapshot"])
+        .arg(&snapshot))?;
     println!("\n== The plan to encrypt it, moving the data to the spare /dev/vdb and back:\n");
     run(Command::new(&bin)
         .args(["plan", "--snapshot"])
         .arg(&snapshot)
-        .args(["--spare", "/dev/vdb", "--strategy", "spare-return", "--header-backup", "/root/vg0.luks-header"]))?;
+        .args([
+            "--spare",
+            "/dev/vdb",
+            "--strategy",
+            "spare-return",
+            "--header-backup",
+            "/root/vg0.luks-header",
+        ]))?;
     println!("\n== A spare that is too small is refused before anything is written:\n");
     let out = Command::new(&bin)
         .args(["plan", "--snapshot"])
@@ -133,7 +155,11 @@ fn docs() -> Result<()> {
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
     std::fs::write(out.join("luksify.1"), page)?;
-    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
         clap_complete::generate_to(shell, &mut cmd.clone(), "luksify", out.join("completions"))?;
     }
     println!("wrote {}", out.display());
