@@ -308,3 +308,22 @@ fn backup_on_a_disk_being_changed() {
     c.header_backup = Some("/mnt/usb/vg0.hdr".into());
     assert!(plan::plan(&s, &c).is_ok());
 }
+
+#[test]
+fn spare_used_by_the_target_is_refused_even_with_wipe() {
+    for spare in ["/dev/vda1", "/dev/vda"] {
+        let mut c = choices(Strategy::SpareKeep);
+        c.spare = Some(spare.into());
+        c.wipe_spare = true;
+        let r = refusal(&seed(), &c);
+        assert!(matches!(r, Refusal::SpareInUse { .. }), "{spare}: {r:?}");
+    }
+    let mut c = choices(Strategy::SpareKeep);
+    c.spare = Some("/dev/vda1".into());
+    c.wipe_spare = true;
+    assert!(
+        refusal(&seed(), &c)
+            .to_string()
+            .contains("/boot (/dev/vda1)")
+    );
+}

@@ -70,7 +70,7 @@ impl Facts<'_> {
         }
         self.snap
             .signature(spare)
-            .map(|s| format!("a {} signature", s.kind))
+            .map(|s| format!("a signature of type {}", s.kind))
     }
 }
 

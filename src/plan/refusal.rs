@@ -103,6 +103,11 @@ pub enum Refusal {
     SpareIsOriginal { spare: String },
 
     #[error(
+        "spare {spare} holds {what} of the system being encrypted; using it as the spare would destroy it. Choose a disk the target does not use"
+    )]
+    SpareInUse { spare: String, what: String },
+
+    #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"
     )]
     BackupOnChangedDisk { path: String, device: String },

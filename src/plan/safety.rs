@@ -19,6 +19,7 @@ pub fn check(snap: &Snapshot, l: &Layout, choices: &Choices) -> Result<(), Refus
             });
         }
     }
+    spare_unused_by_target(snap, l)?;
     movable_lvs(snap, &l.vg)?;
     no_foreign_pvmove(snap, l)?;
     boot_outside_vg(snap, l)?;
@@ -185,6 +186,34 @@ fn sector_sizes(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
             original: l.original.clone(),
             original_sector: orig.logical_sector_size,
         });
+    }
+    Ok(())
+}
+
+/// The spare must not hold anything the target mounts (its /boot, say) nor
+/// be the disk the original PV sits on: --wipe-spare must never reach those.
+fn spare_unused_by_target(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
+    let spare_devices: Vec<String> = match snap.disks.iter().find(|d| d.path == l.spare) {
+        Some(d) => std::iter::once(d.path.clone())
+            .chain(d.partitions.iter().map(|p| p.path.clone()))
+            .collect(),
+        None => vec![l.spare.clone()],
+    };
+    if spare_devices.contains(&l.original) {
+        return Err(Refusal::SpareInUse {
+            spare: l.spare.clone(),
+            what: format!("the physical volume {}", l.original),
+        });
+    }
+    for e in &l.target.fstab {
+        if let Some(dev) = crate::probe::target::resolve_spec(snap, &e.spec)
+            && spare_devices.contains(&dev)
+        {
+            return Err(Refusal::SpareInUse {
+                spare: l.spare.clone(),
+                what: format!("{} ({dev})", e.mount_point),
+            });
+        }
     }
     Ok(())
 }
