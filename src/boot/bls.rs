@@ -167,10 +167,7 @@ pub fn plan_entries(
                 path,
                 Some(before),
                 after.into_bytes(),
-                format!(
-                    "boot entry {name}: kernel parameters for {}",
-                    flavour.name()
-                ),
+                format!("kernel parameters for {}", flavour.name()),
             )
         {
             ch.push_edit(e);

@@ -114,6 +114,17 @@ pub fn plan(
     flavour: Flavour,
     ch: &mut BootChanges,
 ) -> Result<(), BootRefusal> {
+    if matches!(
+        flavour,
+        Flavour::MkinitcpioEncrypt | Flavour::MkinitcpioSdEncrypt
+    ) {
+        // Arch's crypttab says not to list the root device: mkinitcpio
+        // unlocks it from the kernel command line.
+        ch.note(format!(
+            "{PATH} is left alone: mkinitcpio unlocks the root container from the kernel command line"
+        ));
+        return Ok(());
+    }
     let (path, before) = match target_fs::read(root, PATH)? {
         Some((p, b)) => (p, Some(b)),
         None => (PATH.into(), None),

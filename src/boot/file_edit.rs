@@ -85,12 +85,13 @@ impl FileEdit {
         } else {
             "/dev/null".to_string()
         };
-        similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+        let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
             .unified_diff()
             .context_radius(3)
             .header(&old_name, &format!("b/{rel}"))
             .missing_newline_hint(true)
-            .to_string()
+            .to_string();
+        diff.split_inclusive('\n').map(shorten_padding).collect()
     }
 
     /// Where this edit lands on the host when the target is mounted at `root`.
@@ -177,6 +178,19 @@ impl FileEdit {
     }
 }
 
+/// GRUB's environment block is padded with hundreds of `#`; a diff line of
+/// nothing but padding says how long it is instead of showing it.
+fn shorten_padding(line: &str) -> String {
+    let (sign, rest) = line.split_at(line.len().min(1));
+    let body = rest.trim_end_matches('\n');
+    if body.len() > 80 && body.bytes().all(|b| b == b'#') {
+        let eol = &rest[body.len()..];
+        format!("{sign}#… ({} padding characters){eol}", body.len())
+    } else {
+        line.to_string()
+    }
+}
+
 /// Contents appear in the JSON plan as readable text when they are UTF-8
 /// (every configuration file we edit), as a byte array otherwise.
 #[derive(Serialize, Deserialize)]
@@ -254,6 +268,14 @@ mod tests {
         assert!(d.contains("\n+new\n") && d.contains("\n old\n"), "{d}");
         let d = edit(None, "x\n").diff();
         assert!(d.starts_with("--- /dev/null\n"), "{d}");
+        let pad = "#".repeat(900);
+        let d = edit(
+            Some(&format!("a=1\n{pad}")),
+            &format!("a=22\n{}", &pad[1..]),
+        )
+        .diff();
+        assert!(d.contains("\n-#… (900 padding characters)\n"), "{d}");
+        assert!(d.contains("\n+#… (899 padding characters)\n"), "{d}");
     }
 
     #[test]

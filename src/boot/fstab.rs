@@ -47,6 +47,11 @@ pub fn note_for(e: &Entry, vg: &str) -> Option<String> {
         });
     }
     let d = &e.device;
+    if d.starts_with("/dev/disk/by-id/dm-uuid-LVM-") {
+        return Some(format!(
+            "fstab: {what} by {d} stays valid: it names an LV by its LVM UUID, which moving extents does not change"
+        ));
+    }
     if [
         "UUID=",
         "LABEL=",
