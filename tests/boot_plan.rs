@@ -470,3 +470,28 @@ fn plan_is_data_json_round_trip_and_cli_runs() {
     // Planning wrote nothing.
     assert_eq!(read(t.path(), "/etc/crypttab"), "");
 }
+
+#[test]
+fn grub_d_snippets_that_set_the_command_line_are_edited_instead() {
+    let t = fixture("ubuntu");
+    let r = t.path();
+    fs::create_dir_all(r.join("etc/default/grub.d")).unwrap();
+    // Cloud images set only the _DEFAULT variant: /etc/default/grub stays the target.
+    let cloud = "# Cloud Image specific Grub settings for Generic Cloud Images\n\
+                 GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0\"\n\
+                 GRUB_TERMINAL=console\n";
+    fs::write(r.join("etc/default/grub.d/50-cloudimg-settings.cfg"), cloud).unwrap();
+    let ch = plan_boot_changes(r, &req("ubuntu-vg", "ubuntu-lv")).unwrap();
+    assert!(paths(&ch).contains(&PathBuf::from("/etc/default/grub")));
+    // A snippet that assigns GRUB_CMDLINE_LINUX wins, so it is the one edited.
+    let snippet = "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX net.ifnames=0\"\n";
+    fs::write(r.join("etc/default/grub.d/60-net.cfg"), snippet).unwrap();
+    let ch = plan_boot_changes(r, &req("ubuntu-vg", "ubuntu-lv")).unwrap();
+    assert!(!paths(&ch).contains(&PathBuf::from("/etc/default/grub")));
+    assert_eq!(
+        after(&ch, "/etc/default/grub.d/60-net.cfg"),
+        format!(
+            "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX net.ifnames=0 rd.luks.uuid=luks-{UUID} rd.lvm.lv=ubuntu-vg/ubuntu-lv\"\n"
+        )
+    );
+}

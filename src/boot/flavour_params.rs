@@ -178,19 +178,29 @@ pub fn kernel_params(flavour: Flavour, req: &BootRequest, existing: &Cmdline) ->
             }
             v
         }
-        Flavour::MkinitcpioEncrypt => vec![
-            // The encrypt hook handles a single cryptdevice=.
-            set("cryptdevice", format!("UUID={uuid}:{}", req.mapper_name)),
-            root,
-        ],
-        Flavour::MkinitcpioSdEncrypt => vec![
-            add(
+        Flavour::MkinitcpioEncrypt => {
+            // The encrypt hook handles a single cryptdevice=DEV:NAME[:OPTIONS].
+            let opts = if req.discard { ":allow-discards" } else { "" };
+            vec![
+                set(
+                    "cryptdevice",
+                    format!("UUID={uuid}:{}{opts}", req.mapper_name),
+                ),
+                root,
+            ]
+        }
+        Flavour::MkinitcpioSdEncrypt => {
+            let mut v = vec![add(
                 "rd.luks.name",
                 format!("{uuid}={}", req.mapper_name),
                 vec![],
-            ),
-            root,
-        ],
+            )];
+            if req.discard {
+                v.push(add("rd.luks.options", format!("{uuid}=discard"), vec![]));
+            }
+            v.push(root);
+            v
+        }
         Flavour::Nash => vec![],
     }
 }
@@ -261,6 +271,28 @@ mod tests {
         assert_eq!(
             applied(Flavour::Nash, "ro root=/dev/VolGroup00/LogVol00"),
             "ro root=/dev/VolGroup00/LogVol00"
+        );
+    }
+
+    #[test]
+    fn discard_for_the_hooks_that_read_it_from_the_command_line() {
+        let mut r = req();
+        r.discard = true;
+        let mut c = Cmdline::parse("rw");
+        let p = kernel_params(Flavour::MkinitcpioEncrypt, &r, &c);
+        apply(&mut c, &p).unwrap();
+        assert_eq!(
+            c.get("cryptdevice"),
+            Some(Some(
+                "UUID=0e5a1c2b-1111-4222-8333-444455556666:cryptlvm:allow-discards"
+            ))
+        );
+        let mut c = Cmdline::parse("rw");
+        let p = kernel_params(Flavour::MkinitcpioSdEncrypt, &r, &c);
+        apply(&mut c, &p).unwrap();
+        assert_eq!(
+            c.get("rd.luks.options"),
+            Some(Some("0e5a1c2b-1111-4222-8333-444455556666=discard"))
         );
     }
 

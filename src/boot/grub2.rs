@@ -72,6 +72,13 @@ fn find_assignment(line: &str) -> Option<Assignment> {
     }
 }
 
+/// Whether a line assigns GRUB_CMDLINE_LINUX (well-formed or not).
+pub fn assigns(line: &str) -> bool {
+    let t = line.trim_start();
+    let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
+    t.starts_with(&format!("{VAR}="))
+}
+
 /// The new /etc/default/grub (None if unchanged). The last assignment is the
 /// one the shell keeps, so that one is edited; quoting style is preserved.
 pub fn edit_default(
@@ -80,29 +87,32 @@ pub fn edit_default(
     flavour: Flavour,
 ) -> Result<Option<String>, BootRefusal> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let found = lines
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, l)| find_assignment(l).map(|a| (i, a)));
-    if found.is_none()
-        && lines
-            .iter()
-            .any(|l| l.trim_start().starts_with(&format!("{VAR}=")))
-    {
-        return Err(BootRefusal::config(
-            DEFAULT,
-            format!(
-                "the {VAR} assignment spans several lines or has an unterminated quote; luksify edits only single-line values"
-            ),
-        ));
-    }
+    let last = lines.iter().rposition(|l| assigns(l));
+    let found = match last {
+        Some(i) => match find_assignment(lines[i]) {
+            Some(a) => Some((i, a)),
+            None => {
+                return Err(BootRefusal::config(
+                    DEFAULT,
+                    format!(
+                        "line {}: the {VAR} assignment spans several lines or has an unterminated quote; luksify edits only single-line values",
+                        i + 1
+                    ),
+                ));
+            }
+        },
+        None => None,
+    };
     let (value, place) = match &found {
         Some((i, a)) => (&lines[*i][a.start..a.end], Some((*i, a))),
         None => ("", None),
     };
     let mut c = Cmdline::parse(value);
-    let params = without_root(kernel_params(flavour, req, &c));
+    let mut params = kernel_params(flavour, req, &c);
+    // A root= someone put here would follow grub-mkconfig's own and win.
+    if !c.contains_key("root") {
+        params = without_root(params);
+    }
     if !apply(&mut c, &params)? {
         return Ok(None);
     }
@@ -282,10 +292,33 @@ pub fn plan(
 ) -> Result<(), BootRefusal> {
     ch.note("GRUB_ENABLE_CRYPTODISK is not needed: /boot stays outside the encrypted container");
     let regen = regeneration(root, config, bls);
+    // grub-mkconfig sources /etc/default/grub, then /etc/default/grub.d/*.cfg
+    // (Debian, Ubuntu): the last file assigning the variable decides.
+    let mut files = vec![DEFAULT.to_string()];
+    files.extend(
+        target_fs::list_dir(root, "/etc/default/grub.d")
+            .into_iter()
+            .filter(|f| f.ends_with(".cfg"))
+            .map(|f| format!("/etc/default/grub.d/{f}")),
+    );
+    let mut chosen = None;
+    for f in &files {
+        if let Some((path, b)) = target_fs::read(root, f)? {
+            let assigns_here = String::from_utf8_lossy(&b).lines().any(assigns);
+            if assigns_here || (chosen.is_none() && f == DEFAULT) {
+                chosen = Some((path, b));
+            }
+        }
+    }
     let mut default_changed = false;
-    match target_fs::read(root, DEFAULT)? {
+    match chosen {
         Some((path, before)) => {
-            if let Some(after) = edit_default(&String::from_utf8_lossy(&before), req, flavour)? {
+            if let Some(after) = edit_default(&String::from_utf8_lossy(&before), req, flavour)
+                .map_err(|e| match e {
+                    BootRefusal::Config { problem, .. } => BootRefusal::config(&path, problem),
+                    e => e,
+                })?
+            {
                 default_changed = true;
                 if let Some(e) = FileEdit::if_changed(
                     path,
@@ -386,6 +419,27 @@ mod tests {
             "{out}"
         );
         assert!(edit_default("GRUB_CMDLINE_LINUX=\"a\n b\"\n", &req(), Flavour::Dracut).is_err());
+        // The unterminated one is the last, so the shell would use it: refuse.
+        assert!(
+            edit_default(
+                "GRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX=\"a\n b\"\n",
+                &req(),
+                Flavour::Dracut
+            )
+            .is_err()
+        );
+        // A root= already here is corrected, since it would win over grub-mkconfig's.
+        let out = edit_default(
+            "GRUB_CMDLINE_LINUX=\"root=/dev/sda2 quiet\"\n",
+            &req(),
+            Flavour::InitramfsTools,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            out,
+            "GRUB_CMDLINE_LINUX=\"root=/dev/mapper/vg0-root quiet\"\n"
+        );
     }
 
     #[test]
