@@ -495,3 +495,46 @@ fn grub_d_snippets_that_set_the_command_line_are_edited_instead() {
         )
     );
 }
+
+#[test]
+fn apply_refuses_commands_without_proc_before_writing() {
+    let t = fixture("fedora39");
+    let r = t.path();
+    let ch = plan_boot_changes(r, &req("fedora", "root")).unwrap();
+    assert!(!ch.commands.is_empty());
+    let err = luksify::boot::apply_boot_changes(r, &ch, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/proc is not mounted") && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(read(r, "/etc/crypttab"), "", "nothing written");
+}
+
+#[test]
+fn cli_apply_on_a_target_without_commands() {
+    let t = fixture("debian12");
+    let r = t.path();
+    let args = cli::BootArgs {
+        root: r.to_path_buf(),
+        luks_uuid: UUID.into(),
+        vg: "debian-vg".into(),
+        lv: "root".into(),
+        flavour: None,
+        mapper_name: Some("vda5_crypt".into()),
+        initrd_path: None,
+        discard: true,
+        json: false,
+    };
+    assert_eq!(
+        cli::run(cli::BootCommand::Apply { args: args.clone() }).unwrap(),
+        0
+    );
+    assert!(read(r, "/etc/crypttab").ends_with(&format!(
+        "vda5_crypt UUID={UUID} none luks,discard,initramfs\n"
+    )));
+    // Applying again plans nothing and succeeds.
+    assert_eq!(cli::run(cli::BootCommand::Apply { args }).unwrap(), 0);
+    assert!(!r.join("etc/crypttab.luksify-backup.1").exists());
+}

@@ -217,6 +217,15 @@ pub fn apply_boot_changes(
     ch: &BootChanges,
     mut report: impl FnMut(&str),
 ) -> anyhow::Result<()> {
+    // Refuse before writing anything, so a missing mount never leaves the
+    // edits done and grub.cfg stale.
+    if !ch.commands.is_empty() && !root.join("proc/self").exists() {
+        anyhow::bail!(
+            "{}/proc is not mounted, so the target's own tools cannot run in a chroot; mount /dev, /proc and /sys inside {} (mount --rbind) and run again. Nothing was changed",
+            root.display(),
+            root.display()
+        );
+    }
     for e in &ch.edits {
         match e.apply(root)? {
             Applied::AlreadyDone => report(&format!("{}: already up to date", e.path.display())),
@@ -227,13 +236,6 @@ pub fn apply_boot_changes(
             )),
             Applied::Written { backup: None } => report(&format!("{}: created", e.path.display())),
         }
-    }
-    if !ch.commands.is_empty() && !root.join("proc/self").exists() {
-        anyhow::bail!(
-            "{}/proc is not mounted, so the target's tools cannot run in a chroot; mount /dev, /proc and /sys inside {} (mount --rbind) and run `luksify boot apply` again (the file edits above are done)",
-            root.display(),
-            root.display()
-        );
     }
     for c in &ch.commands {
         report(&format!("running {}", c.display(root)));
