@@ -74,7 +74,7 @@ pub fn edit(
             let missing: Vec<&str> = wanted
                 .iter()
                 .copied()
-                .filter(|w| *w != "discard" && !opts.contains(w))
+                .filter(|w| !opts.contains(w))
                 .collect();
             if !missing.is_empty() {
                 return Err(BootRefusal::config(
@@ -204,5 +204,11 @@ mod tests {
             .to_string();
         assert!(e.contains("initramfs"), "{e}");
         assert_eq!(edit(lacking, &req(), Flavour::Dracut).unwrap(), None);
+        let mut with_discard = req();
+        with_discard.discard = true;
+        let e = edit(lacking, &with_discard, Flavour::Dracut)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lacks the option(s) discard"), "{e}");
     }
 }

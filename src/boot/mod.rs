@@ -200,6 +200,15 @@ pub fn plan_boot_changes(root: &Path, req: &BootRequest) -> Result<BootChanges, 
         }
         Bootloader::SystemdBoot { esp } => systemd_boot::plan(root, esp, req, flavour, &mut ch)?,
     }
+    if let Some(p) = &req.initrd_path
+        && !matches!(detected.bootloader, Bootloader::GrubLegacy { .. })
+    {
+        ch.note(format!(
+            "the initrd path {} is only used for a cloned GRUB legacy entry; {} keeps its entries' initrd names, so write the new image under those names",
+            p.display(),
+            detected.bootloader.name()
+        ));
+    }
     if flavour == Flavour::Nash {
         ch.note(
             "mkinitrd/nash takes no kernel parameters for this: unlocking and LVM activation are written into the initrd's init script",
