@@ -538,3 +538,82 @@ fn cli_apply_on_a_target_without_commands() {
     assert_eq!(cli::run(cli::BootCommand::Apply { args }).unwrap(), 0);
     assert!(!r.join("etc/crypttab.luksify-backup.1").exists());
 }
+
+#[test]
+fn grub2_without_a_generator_gets_grub_cfg_edited() {
+    let t = fixture("debian12");
+    let r = t.path();
+    for f in ["usr/sbin/update-grub", "usr/sbin/grub-mkconfig"] {
+        fs::remove_file(r.join(f)).unwrap();
+    }
+    let mut q = req("debian-vg", "root");
+    q.flavour = Some(Flavour::MkinitcpioSdEncrypt);
+    let ch = plan_boot_changes(r, &q).unwrap();
+    assert!(ch.commands.is_empty());
+    assert!(has_note(&ch, "is edited directly"));
+    let before = read(r, "/boot/grub/grub.cfg");
+    let cfg = after(&ch, "/boot/grub/grub.cfg");
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(cfg.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 3, "the three linux lines and nothing else");
+    assert_eq!(
+        changed[0].1,
+        format!(
+            "\tlinux\t/vmlinuz-6.1.0-13-amd64 root=/dev/mapper/debian--vg-root ro  quiet rd.luks.name={UUID}=luks-{UUID}"
+        )
+    );
+    apply_edits(r, &ch);
+    assert!(plan_boot_changes(r, &q).unwrap().is_empty());
+}
+
+#[test]
+fn debian5_grub_legacy_from_package_lists() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let menu = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/boot_fixtures/files/debian5-menu.lst"),
+    )
+    .unwrap();
+    for (p, c) in [
+        ("boot/grub/menu.lst", menu.as_str()),
+        // update-grub's leftovers of GRUB 2 would not count: dpkg says legacy.
+        ("boot/grub/grub.cfg", "# stale\n"),
+        ("var/lib/dpkg/info/grub.list", "/.\n"),
+        ("var/lib/dpkg/info/initramfs-tools.list", "/.\n"),
+        (
+            "etc/fstab",
+            "/dev/mapper/lenny-root / ext3 errors=remount-ro 0 1\n/dev/hda1 /boot ext2 defaults 0 2\n",
+        ),
+    ] {
+        let h = r.join(p);
+        fs::create_dir_all(h.parent().unwrap()).unwrap();
+        fs::write(h, c).unwrap();
+    }
+    let mut q = req("lenny", "root");
+    q.initrd_path = Some("/boot/initrd.img-2.6.26-2-686.luks".into());
+    let ch = plan_boot_changes(r, &q).unwrap();
+    assert_eq!(
+        ch.detected.bootloader,
+        Bootloader::GrubLegacy {
+            config: "/boot/grub/menu.lst".into()
+        }
+    );
+    assert_eq!(
+        paths(&ch),
+        [
+            PathBuf::from("/etc/crypttab"),
+            PathBuf::from("/boot/grub/menu.lst")
+        ]
+    );
+    assert!(has_note(&ch, "automagic"));
+    assert!(
+        has_note(&ch, "/boot is mounted by kernel name /dev/hda1"),
+        "{:#?}",
+        ch.notes
+    );
+    apply_edits(r, &ch);
+    assert!(plan_boot_changes(r, &q).unwrap().is_empty());
+}

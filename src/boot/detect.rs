@@ -387,6 +387,21 @@ mod tests {
     }
 
     #[test]
+    fn grub2_and_systemd_boot_together_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        touch(r, "/boot/grub/grub.cfg", "");
+        touch(r, "/usr/sbin/grub-mkconfig", "");
+        touch(r, "/boot/efi/EFI/systemd/systemd-bootx64.efi", "MZ");
+        touch(r, "/boot/efi/loader/loader.conf", "timeout 3\n");
+        let e = detect_bootloader(r, &mut vec![]).unwrap_err().to_string();
+        assert!(
+            e.contains("GRUB 2") && e.contains("systemd-boot (ESP at /boot/efi)"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn nothing_found_is_refused() {
         let t = tempfile::tempdir().unwrap();
         assert!(matches!(
