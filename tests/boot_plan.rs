@@ -314,7 +314,6 @@ fn centos5_grub_conf_through_symlinks() {
          \troot (hd0,0)\n\
          \tkernel /vmlinuz-2.6.18-398.el5 ro root=/dev/VolGroup00/LogVol00 rhgb quiet\n\
          \tinitrd /initrd-2.6.18-398.el5.luks.img\n\
-         \n\
          title CentOS (2.6.18-398.el5)\n"
         ),
         "{conf}"

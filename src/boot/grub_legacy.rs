@@ -243,6 +243,8 @@ pub fn edit(
         let has_fallback = m.lines[..m.entries[0].0]
             .iter()
             .any(|l| split_cmd(l).is_some_and(|c| c.word == "fallback"));
+        // Debian separates entries with a blank line, anaconda does not.
+        let blank_between = start > 0 && m.lines[start - 1].trim().is_empty();
         let mut default_line: Option<usize> = None;
         for (i, l) in m.lines.iter().enumerate() {
             if i == start {
@@ -250,7 +252,9 @@ pub fn edit(
                 if !clone.last().is_some_and(|l| l.ends_with('\n')) {
                     out.last_mut().expect("clone is not empty").push('\n');
                 }
-                out.push("\n".into());
+                if blank_between {
+                    out.push("\n".into());
+                }
             }
             match split_cmd(l) {
                 Some(c) if i < m.entries[0].0 && c.word == "fallback" => {
@@ -414,8 +418,7 @@ title CentOS (2.6.18-371.el5)
              title CentOS (2.6.18-398.el5) (encrypted root)\n\
              \troot (hd0,0)\n\
              \tkernel /vmlinuz-2.6.18-398.el5 ro root=/dev/VolGroup00/LogVol00 rhgb quiet\n\
-             \tinitrd /initrd-2.6.18-398.el5.luks.img\n\
-             \n",
+             \tinitrd /initrd-2.6.18-398.el5.luks.img\n",
             );
         assert_eq!(out, expect);
         assert_eq!(
@@ -433,7 +436,7 @@ title CentOS (2.6.18-371.el5)
         assert_eq!(
             out,
             "default 1\nfallback 0 2\ntitle A\nkernel /a ro\n\
-             title B (encrypted root)\nkernel --type=linux /b ro quiet root=/dev/mapper/vg0-root rd.luks.uuid=luks-3f5ad593-4546-4a94-a374-bcfb68aa11f7 rd.lvm.lv=vg0/root\n\n\
+             title B (encrypted root)\nkernel --type=linux /b ro quiet root=/dev/mapper/vg0-root rd.luks.uuid=luks-3f5ad593-4546-4a94-a374-bcfb68aa11f7 rd.lvm.lv=vg0/root\n\
              title B\nkernel --type=linux /b ro quiet\n# trailing comment\n"
         );
     }
