@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, MigrateArgs, PlanArgs, ProbeArgs, StatusArgs};
-use crate::exec::render;
+use crate::exec::{DryRun, Executor};
 use crate::plan::{self, Refusal};
 use crate::probe::collect::collect;
 use crate::probe::source::{RealSource, Recorder, Recording, Replay};
@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(a) => plan_cmd(a),
         Command::Migrate(a) => migrate(a),
         Command::Status(a) => status(a),
+        Command::Boot(c) => crate::boot::cli::run(c),
     }
 }
 
@@ -83,13 +84,11 @@ fn plan_cmd(a: PlanArgs) -> Result<i32> {
         None => probe_machine()?,
     };
     let plan = plan::plan(&snap, &a.choices.to_choices()).map_err(Refused)?;
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &plan)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", render::text(&plan))?;
+    DryRun {
+        out: std::io::stdout().lock(),
+        json: a.json,
     }
+    .execute(&plan)?;
     Ok(exit::OK)
 }
 

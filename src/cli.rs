@@ -37,6 +37,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Tell where a migration of this machine stands, from what is on the disks.
     Status(StatusArgs),
+    /// Show or apply the boot-configuration changes (crypttab, kernel command line, bootloader) for a target.
+    #[command(subcommand)]
+    Boot(crate::boot::cli::BootCommand),
 }
 
 #[derive(Debug, Args)]

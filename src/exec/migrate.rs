@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
 
+use super::Executor;
 use super::render;
 use super::runner::Runner;
 use crate::app::{Refused, exit, probe_machine};
@@ -29,6 +30,7 @@ pub fn run(a: &MigrateArgs) -> Result<i32> {
         }));
     }
     print!("{}", render::text(&plan));
+    Runner::check_supported(&plan)?;
     if !a.yes {
         confirm(&plan)?;
     }

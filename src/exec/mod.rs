@@ -4,3 +4,32 @@ pub mod checks;
 pub mod migrate;
 pub mod render;
 pub mod runner;
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::plan::Plan;
+
+/// Something that carries out a plan: printing it, or doing it.
+pub trait Executor {
+    fn execute(&mut self, plan: &Plan) -> Result<()>;
+}
+
+/// The dry run: writes what the plan would do.
+pub struct DryRun<W: Write> {
+    pub out: W,
+    pub json: bool,
+}
+
+impl<W: Write> Executor for DryRun<W> {
+    fn execute(&mut self, plan: &Plan) -> Result<()> {
+        if self.json {
+            serde_json::to_writer_pretty(&mut self.out, plan)?;
+            writeln!(self.out)?;
+        } else {
+            write!(self.out, "{}", render::text(plan))?;
+        }
+        Ok(())
+    }
+}

@@ -213,6 +213,10 @@ pub fn text(plan: &Plan) -> String {
                     let _ = writeln!(o, "{pad}{line}");
                 }
             }
+            let _ = writeln!(
+                o,
+                "{pad}(the bootloader files are checked and edited on the mounted target; `luksify boot plan --root DIR` shows those diffs)"
+            );
         }
         let _ = writeln!(o, "{pad}why: {}", step.why);
     }

@@ -3,12 +3,13 @@
 //! refuses if the disks no longer call for that step.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
 use super::{checks, render};
-use crate::plan::{self, Action, Choices, FileDiff, Plan, Step};
+use crate::boot;
+use crate::plan::{self, Action, Choices, Plan, Step};
 use crate::probe::Snapshot;
 use crate::probe::collect::collect;
 use crate::probe::source::RealSource;
@@ -39,7 +40,26 @@ impl Runner {
         Ok(s)
     }
 
-    pub fn execute(&mut self, plan: &Plan) -> Result<()> {
+    /// Refuses, before the first write, a plan with a step this build cannot carry out.
+    pub fn check_supported(plan: &Plan) -> Result<()> {
+        for s in &plan.steps {
+            if let Action::Initramfs {
+                use_target_generator: false,
+                target_root,
+                ..
+            } = &s.action
+            {
+                bail!(
+                    "this luksify cannot yet add cryptsetup to an initramfs itself, so it would leave the target unable to boot. Install your distribution's cryptsetup initramfs support in the target first (Debian/Ubuntu: mount it and run `chroot {target_root} apt-get install cryptsetup-initramfs`), then run luksify again. Nothing was changed"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl super::Executor for Runner {
+    fn execute(&mut self, plan: &Plan) -> Result<()> {
         let total = plan.steps.len();
         for (i, step) in plan.steps.iter().enumerate() {
             println!("[{}/{total}] {}", i + 1, step.title);
@@ -63,7 +83,9 @@ impl Runner {
         }
         Ok(())
     }
+}
 
+impl Runner {
     fn precondition(&self, step: &Step) -> Result<()> {
         let now = self.reprobe()?;
         let fresh = plan::plan(&now, &self.choices).map_err(|r| {
@@ -167,11 +189,28 @@ impl Runner {
                 }
             }
             Action::BootConfig {
-                target_root, edits, ..
+                target_root,
+                luks_uuid,
+                mapper_name,
+                vg,
+                root_lv,
+                ..
             } => {
-                for e in edits {
-                    apply_edit(Path::new(target_root), e)?;
+                let root = Path::new(target_root);
+                let req = boot::BootRequest {
+                    luks_uuid: luks_uuid.clone(),
+                    mapper_name: mapper_name.clone(),
+                    vg: vg.clone(),
+                    root_lv: root_lv.clone(),
+                    flavour: None,
+                    initrd_path: None,
+                    discard: false,
+                };
+                let changes = boot::plan_boot_changes(root, &req)?;
+                for e in &changes.edits {
+                    print!("{}", e.diff());
                 }
+                boot::apply_boot_changes(root, &changes, |m| println!("  {m}"))?;
             }
             Action::Verify {
                 target_root,
@@ -268,29 +307,6 @@ fn mount_target(root: &str, boot: Option<&str>, mp: &str) -> Result<()> {
             .run()?;
     }
     Ok(())
-}
-
-/// Applies one planned edit: refuses if the file changed since planning,
-/// keeps a backup beside it, replaces it atomically. Applying twice is a no-op.
-pub fn apply_edit(root: &Path, e: &FileDiff) -> Result<()> {
-    let path: PathBuf = root.join(&e.path);
-    let current = std::fs::read_to_string(&path).ok();
-    if current.as_deref() == Some(e.after.as_str()) {
-        return Ok(());
-    }
-    if current != e.before {
-        bail!(
-            "{} changed since the plan was made; nothing was written to it. Run `luksify plan` again to see the new diff",
-            path.display()
-        );
-    }
-    if let Some(before) = &current {
-        let backup = PathBuf::from(format!("{}.luksify-backup", path.display()));
-        if !backup.exists() {
-            atomic_file::write_atomic(&backup, before.as_bytes(), 0o600)?;
-        }
-    }
-    atomic_file::write_atomic(&path, e.after.as_bytes(), 0o644)
 }
 
 fn verify(root: &Path, luks_uuid: &str) -> Result<()> {

@@ -31,7 +31,9 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
     let l = layout::resolve(snap, choices)?;
     safety::check(snap, &l, choices)?;
     let ladder = ladder::plan(snap, &l, choices)?;
-    let edits = crate::boot::planned_edits(snap, &l);
+    let edits = crate::boot::preview::planned_edits(snap, &l).map_err(|e| Refusal::BootConfig {
+        detail: e.to_string(),
+    })?;
     let mut steps = ladder.steps;
     steps.extend(target_steps::steps(snap, &l, edits));
     steps.push(steps::untag_vg(&l));

@@ -107,6 +107,9 @@ pub enum Refusal {
     )]
     SpareInUse { spare: String, what: String },
 
+    #[error("the target's boot configuration cannot be updated safely: {detail}")]
+    BootConfig { detail: String },
+
     #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"
     )]
