@@ -314,7 +314,65 @@ fn verify(root: &Path, luks_uuid: &str) -> Result<()> {
     if !crypttab.contains(&format!("UUID={luks_uuid}")) {
         bail!("the target's /etc/crypttab does not name UUID={luks_uuid}");
     }
+    let mut kernels: Vec<String> = std::fs::read_dir(root.join("boot"))
+        .context("listing the target's /boot")?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("vmlinuz-")
+                .map(String::from)
+        })
+        .collect();
+    kernels.sort();
+    if kernels.is_empty() {
+        bail!("the target's /boot holds no kernel (vmlinuz-*)");
+    }
+    for k in &kernels {
+        let (image, lister) = [
+            (format!("/boot/initrd.img-{k}"), "lsinitramfs"),
+            (format!("/boot/initramfs-{k}.img"), "lsinitrd"),
+        ]
+        .into_iter()
+        .find(|(img, _)| root.join(img.trim_start_matches('/')).exists())
+        .with_context(|| format!("kernel {k} has no initramfs in the target's /boot"))?;
+        let listing = Cmd::new("chroot")
+            .arg(root)
+            .args([lister, image.as_str()])
+            .run()
+            .with_context(|| format!("listing {image} with the target's own {lister}"))?
+            .stdout_str();
+        let builtin =
+            std::fs::read_to_string(root.join(format!("lib/modules/{k}/modules.builtin")))
+                .unwrap_or_default()
+                .contains("/dm-crypt.ko");
+        let missing = missing_for_unlock(&listing, builtin);
+        if !missing.is_empty() {
+            bail!(
+                "{image} cannot unlock the root: it lacks {}. Do not reboot; run `luksify migrate` again once this is fixed",
+                missing.join(", ")
+            );
+        }
+        println!("  {image}: has cryptsetup, a crypttab and the dm-crypt module");
+    }
     Ok(())
+}
+
+/// What an initramfs listing lacks to unlock LUKS at boot.
+pub fn missing_for_unlock(listing: &str, dm_crypt_builtin: bool) -> Vec<&'static str> {
+    let has = |suffix: &str| listing.lines().any(|l| l.trim_end().ends_with(suffix));
+    let mut missing = Vec::new();
+    if !has("sbin/cryptsetup") {
+        missing.push("cryptsetup");
+    }
+    if !(has("cryptroot/crypttab") || has("etc/crypttab")) {
+        missing.push("a crypttab");
+    }
+    if !(dm_crypt_builtin || has("dm-crypt.ko") || has("dm-crypt.ko.xz") || has("dm-crypt.ko.zst"))
+    {
+        missing.push("the dm-crypt module");
+    }
+    missing
 }
 
 /// What the next runner step would print, used by tests.
@@ -325,6 +383,20 @@ pub fn describe(step: &Step) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlock_needs_cryptsetup_crypttab_and_dm_crypt() {
+        let debian = "usr/sbin/cryptsetup\ncryptroot/crypttab\nusr/lib/modules/6.1.0-28-amd64/kernel/drivers/md/dm-crypt.ko\n";
+        assert!(missing_for_unlock(debian, false).is_empty());
+        assert_eq!(
+            missing_for_unlock("sbin/cryptsetup\netc/crypttab\n", true),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            missing_for_unlock("usr/sbin/lvm\n", false),
+            ["cryptsetup", "a crypttab", "the dm-crypt module"]
+        );
+    }
 
     #[test]
     fn pvmove_progress_lines() {

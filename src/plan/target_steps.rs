@@ -41,6 +41,20 @@ pub fn steps(snap: &Snapshot, l: &Layout, edits: Vec<FileDiff>) -> Vec<Step> {
             expect: vec![],
         },
         Step {
+            title: "Update crypttab and the boot configuration".into(),
+            why: "so this boot and every future kernel update unlock the container by its UUID; the initramfs is built from this crypttab next".into(),
+            action: Action::BootConfig {
+                target_root: TARGET_MOUNT.into(),
+                luks_uuid: l.luks_uuid.clone(),
+                mapper_name: l.mapper_name.clone(),
+                vg: vg.into(),
+                root_lv: lv.into(),
+                generator: t.initramfs_generator.clone(),
+                edits,
+            },
+            expect: vec![],
+        },
+        Step {
             title: format!(
                 "Rebuild the initramfs for kernel{} {}",
                 if t.kernels.len() == 1 { "" } else { "s" },
@@ -56,20 +70,6 @@ pub fn steps(snap: &Snapshot, l: &Layout, edits: Vec<FileDiff>) -> Vec<Step> {
                 mapper_name: l.mapper_name.clone(),
                 vg: vg.into(),
                 root_lv: lv.into(),
-            },
-            expect: vec![],
-        },
-        Step {
-            title: "Update crypttab and the boot configuration".into(),
-            why: "so this boot and every future kernel update unlock the container by its UUID".into(),
-            action: Action::BootConfig {
-                target_root: TARGET_MOUNT.into(),
-                luks_uuid: l.luks_uuid.clone(),
-                mapper_name: l.mapper_name.clone(),
-                vg: vg.into(),
-                root_lv: lv.into(),
-                generator: t.initramfs_generator.clone(),
-                edits,
             },
             expect: vec![],
         },
