@@ -68,12 +68,21 @@ fn probe(a: ProbeArgs) -> Result<i32> {
     } else {
         collect(&mut RealSource, !a.no_target).context("probing this machine")?
     };
+    print_json_or(a.json, &snap, || probe_mod::describe::text(&snap))
+}
+
+/// Prints `value` as JSON, or the person's rendering of it.
+fn print_json_or<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<i32> {
     let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &snap)?;
+    if json {
+        serde_json::to_writer_pretty(&mut out, value)?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", probe_mod::describe::text(&snap))?;
+        write!(out, "{}", text())?;
     }
     Ok(exit::OK)
 }
@@ -102,12 +111,5 @@ fn status(a: StatusArgs) -> Result<i32> {
         None => collect(&mut RealSource, false).context("probing this machine")?,
     };
     let st = plan::status::of(&snap);
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &st)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", plan::status::text(&st))?;
-    }
-    Ok(exit::OK)
+    print_json_or(a.json, &st, || plan::status::text(&st))
 }

@@ -15,6 +15,17 @@ fn quote_all(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// `lvm pvmove -i 1 [SOURCE [DEST]]`: one-second progress reports instead of
+/// the default fifteen; with no source it resumes interrupted moves.
+pub fn pvmove_argv(source: Option<&str>, dest: Option<&str>) -> Vec<String> {
+    ["lvm", "pvmove", "-i", "1"]
+        .into_iter()
+        .chain(source)
+        .chain(dest)
+        .map(String::from)
+        .collect()
+}
+
 /// The command lines a step amounts to (what a person would type by hand).
 pub fn commands(action: &Action) -> Vec<String> {
     match action {
@@ -25,15 +36,9 @@ pub fn commands(action: &Action) -> Vec<String> {
             }
             vec![line]
         }
-        Action::PvMove { source, dest, .. } => match (source, dest) {
-            (Some(s), Some(d)) => vec![format!(
-                "lvm pvmove -i 1 {} {}",
-                shell_quote(s),
-                shell_quote(d)
-            )],
-            (Some(s), None) => vec![format!("lvm pvmove -i 1 {}", shell_quote(s))],
-            _ => vec!["lvm pvmove -i 1".into()],
-        },
+        Action::PvMove { source, dest, .. } => {
+            vec![quote_all(&pvmove_argv(source.as_deref(), dest.as_deref()))]
+        }
         Action::VgMetadataBackup { vg, path } => vec![format!(
             "lvm vgcfgbackup -f {} {}",
             path.as_deref()

@@ -242,14 +242,8 @@ fn lvm_env(c: Cmd) -> Cmd {
 }
 
 fn pvmove(source: Option<&str>, dest: Option<&str>) -> Result<()> {
-    let mut c = Cmd::new("lvm").args(["pvmove", "-i", "1"]);
-    if let Some(s) = source {
-        c = c.arg(s);
-    }
-    if let Some(d) = dest {
-        c = c.arg(d);
-    }
-    let c = lvm_env(c);
+    let argv = render::pvmove_argv(source, dest);
+    let c = lvm_env(Cmd::new(&argv[0]).args(&argv[1..]));
     let tty = std::io::stdout().is_terminal();
     let bar = if tty {
         let b = indicatif::ProgressBar::new(10_000);
