@@ -1,0 +1,95 @@
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::mounts;
+
+/// `${LUKSIFY_CACHE:-$HOME/.cache/luksify}`.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LUKSIFY_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/luksify")
+}
+
+/// FNV-1a, 64 bit: stable across Rust releases (unlike `DefaultHasher`), and
+/// the keys are ours, so collision resistance against an adversary is moot.
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Returns `CACHE/NAME-HASH(key)`, building it first with `build` if it does
+/// not exist yet. `build` gets an empty directory to fill; only when it
+/// returns Ok is that directory renamed into place, so a crashed or failed
+/// build is never mistaken for a finished one. Builders of the same key wait
+/// for each other on a lock file; the loser then finds the finished result.
+pub fn cached_dir(
+    name: &str,
+    key: &str,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let root = cache_root();
+    let id = format!("{name}-{:016x}", fnv1a(key.as_bytes()));
+    let done = root.join(&id);
+    if done.is_dir() {
+        return Ok(done);
+    }
+    fs::create_dir_all(root.join(".locks"))
+        .with_context(|| format!("creating the cache directory {}", root.display()))?;
+    let lock_path = root.join(".locks").join(format!("{id}.lock"));
+    let lock = File::create(&lock_path)
+        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    if done.is_dir() {
+        return Ok(done);
+    }
+    // Holding the lock, any temporary directory of this id is left over from
+    // an interrupted build: clear it (unmounting whatever it left mounted).
+    let tmp = root.join(format!(".tmp-{id}"));
+    remove_tree(&tmp)?;
+    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::write(tmp.join(".key"), key)?;
+    let started = std::time::Instant::now();
+    eprintln!("testkit: building {} (cache miss)", done.display());
+    let result = build(&tmp);
+    // Whatever the builder did, nothing may stay mounted below the tree.
+    mounts::unmount_below(&tmp)?;
+    result.with_context(|| format!("building test artefact {id} in {}", tmp.display()))?;
+    fs::rename(&tmp, &done)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), done.display()))?;
+    eprintln!(
+        "testkit: built {} in {:.1}s",
+        done.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(done)
+}
+
+/// Removes a directory tree after making sure no mount point lies below it:
+/// `remove_dir_all` would otherwise descend into a bind-mounted /dev or /proc.
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    mounts::unmount_below(path)?;
+    fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

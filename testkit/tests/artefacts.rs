@@ -1,0 +1,102 @@
+//! The artefacts are what they claim to be, judged by Debian's own tools.
+//! Cold (no cache): debootstrap + apt + all images, several minutes.
+
+use testkit::{
+    Compression, Flavour, Generator, debian_root, kernel_version, lsinitramfs, real_images,
+};
+
+#[test]
+fn roots_have_kernel_lvm_cryptsetup_and_their_generator() {
+    for (flavour, generator) in [
+        (Flavour::InitramfsTools, "usr/sbin/mkinitramfs"),
+        (Flavour::Dracut, "usr/bin/dracut"),
+    ] {
+        let root = debian_root(flavour).unwrap();
+        let kver = kernel_version(&root).unwrap();
+        for f in [
+            "usr/sbin/cryptsetup",
+            "usr/sbin/lvm",
+            "usr/bin/busybox",
+            generator,
+            &format!("boot/vmlinuz-{kver}"),
+            &format!("lib/modules/{kver}/modules.dep"),
+        ] {
+            assert!(root.join(f).exists(), "{flavour:?} root lacks {f}");
+        }
+        assert!(
+            !root
+                .join("usr/share/initramfs-tools/hooks/cryptroot")
+                .exists(),
+            "cryptsetup-initramfs must not be installed"
+        );
+    }
+}
+
+#[test]
+fn images_have_the_claimed_layout() {
+    let images = real_images().unwrap();
+    assert!(images.len() >= 10);
+    for img in &images {
+        let data = std::fs::read(&img.path).unwrap();
+        let name = img.path.display();
+        // An early microcode segment is an uncompressed newc cpio.
+        assert_eq!(data.starts_with(b"070701"), img.early_microcode, "{name}");
+        let listing = lsinitramfs(&img.path, false).unwrap();
+        let has_ucode = listing
+            .iter()
+            .any(|l| l.starts_with("kernel/x86/microcode/") && l.ends_with(".bin"));
+        assert_eq!(has_ucode, img.early_microcode, "{name}");
+        assert!(
+            listing
+                .iter()
+                .any(|l| l == "init" || l == "bin/busybox" || l == "usr/bin/busybox"),
+            "{name}: {listing:?}"
+        );
+        match img.generator {
+            Generator::Mkinitramfs | Generator::Dracut | Generator::DracutSystemd => {
+                let dep = format!("usr/lib/modules/{}/modules.dep", img.kver);
+                assert!(
+                    listing.iter().any(|l| *l == dep
+                        || l.ends_with(&format!("lib/modules/{}/modules.dep", img.kver))),
+                    "{name} has no module index"
+                );
+            }
+            Generator::Busybox | Generator::BusyboxCrcHardlinks => {}
+        }
+        if img.generator == Generator::DracutSystemd {
+            assert!(
+                listing.iter().any(|l| l.ends_with("systemd/systemd")),
+                "{name}"
+            );
+        }
+        // The main segment's compression, by the magic bytes the kernel uses.
+        let main = main_segment(&data);
+        let magic: &[u8] = match img.compression {
+            Compression::Gzip => b"\x1f\x8b",
+            Compression::Zstd => b"\x28\xb5\x2f\xfd",
+            Compression::Xz => b"\xfd7zXZ\0",
+            Compression::Lz4 => b"\x02\x21\x4c\x18",
+        };
+        assert!(
+            main.starts_with(magic),
+            "{name}: {:02x?}",
+            &main[..8.min(main.len())]
+        );
+    }
+}
+
+/// Skips a leading uncompressed cpio (up to its TRAILER!!! and zero padding).
+fn main_segment(data: &[u8]) -> &[u8] {
+    if !data.starts_with(b"070701") {
+        return data;
+    }
+    let t = data
+        .windows(10)
+        .position(|w| w == b"TRAILER!!!")
+        .expect("early cpio has a trailer");
+    let mut i = t + 10;
+    while i < data.len() && data[i] == 0 {
+        i += 1;
+    }
+    &data[i..]
+}
