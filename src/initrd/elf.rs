@@ -142,6 +142,7 @@ impl Kind {
 struct Object {
     kind: Kind,
     interp: Option<String>,
+    soname: Option<String>,
     needed: Vec<String>,
     rpath: Vec<String>,
     runpath: Vec<String>,
@@ -177,6 +178,7 @@ fn parse(root: &Path, real: &Path) -> Result<Object, ElfError> {
             machine: elf.header.e_machine,
         },
         interp: elf.interpreter.map(str::to_string),
+        soname: elf.soname.map(str::to_string),
         needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
         rpath: split(&elf.rpaths),
         runpath: split(&elf.runpaths),
@@ -342,7 +344,9 @@ impl<'a> Walker<'a> {
                     by: path.to_path_buf(),
                 },
             )?;
-            if kind_of(self.root, &r) != Some(obj.kind) {
+            // Parsed so that its soname answers DT_NEEDED entries naming it.
+            let loader_kind = self.object(&r).ok().map(|o| o.kind);
+            if loader_kind != Some(obj.kind) {
                 return Err(ElfError::NotElf {
                     root: self.root.to_path_buf(),
                     path: interp,
@@ -357,6 +361,11 @@ impl<'a> Walker<'a> {
             None => (real.clone(), Some((obj.clone(), real.clone()))),
         };
         for name in &obj.needed {
+            // ld.so first reuses an object already loaded under that soname:
+            // libc's DT_NEEDED ld-linux-x86-64.so.2 is the PT_INTERP loader.
+            if self.loaded_soname(name) {
+                continue;
+            }
             let who = Requester {
                 obj: &obj,
                 path: self_path.clone(),
@@ -368,6 +377,14 @@ impl<'a> Walker<'a> {
             self.walk(&found, Reason::Needed { by }, Some((e, p.clone())))?;
         }
         Ok(())
+    }
+
+    fn loaded_soname(&self, name: &str) -> bool {
+        self.closure.files.iter().any(|f| {
+            self.parsed
+                .get(&f.real)
+                .is_some_and(|o| o.soname.as_deref() == Some(name))
+        })
     }
 
     fn has_soname_prefix(&self, prefix: &str) -> Option<ElfFile> {
