@@ -35,7 +35,15 @@ pub fn cached_dir(
     key: &str,
     build: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
-    let root = cache_root();
+    cached_dir_in(&cache_root(), name, key, build)
+}
+
+fn cached_dir_in(
+    root: &Path,
+    name: &str,
+    key: &str,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
     let id = format!("{name}-{:016x}", fnv1a(key.as_bytes()));
     let done = root.join(&id);
     if done.is_dir() {
@@ -86,6 +94,62 @@ pub(crate) fn remove_tree(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn racing_builders_build_once() {
+        let t = tempfile::tempdir().unwrap();
+        let builds = AtomicUsize::new(0);
+        let dirs: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        cached_dir_in(t.path(), "thing", "k1", |d| {
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            fs::write(d.join("payload"), b"x")?;
+                            Ok(())
+                        })
+                        .unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert!(dirs.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(fs::read(dirs[0].join("payload")).unwrap(), b"x");
+        // Another key is another directory.
+        let other = cached_dir_in(t.path(), "thing", "k2", |_| Ok(())).unwrap();
+        assert_ne!(other, dirs[0]);
+    }
+
+    #[test]
+    fn failed_or_interrupted_builds_are_never_reused() {
+        let t = tempfile::tempdir().unwrap();
+        let e = cached_dir_in(t.path(), "thing", "k", |d| {
+            fs::write(d.join("half"), b"")?;
+            anyhow::bail!("mirror unreachable")
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("mirror unreachable"), "{e:#}");
+        // A crashed process leaves its temporary directory behind like this.
+        let d = cached_dir_in(t.path(), "thing", "k", |d| {
+            assert!(!d.join("half").exists(), "starts from an empty directory");
+            fs::write(d.join("whole"), b"")?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(d.join("whole").exists());
+        assert!(!d.join("half").exists());
+        let leftovers: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
 
     #[test]
     fn fnv_is_stable() {

@@ -69,6 +69,26 @@ fn images_have_the_claimed_layout() {
                 "{name}"
             );
         }
+        if let Generator::Busybox | Generator::BusyboxCrcHardlinks = img.generator {
+            let magic = testkit::run(
+                "sh",
+                [
+                    "-c",
+                    &format!("gzip -dc '{}' | head -c 6", img.path.display()),
+                ],
+            )
+            .unwrap();
+            let crc = img.generator == Generator::BusyboxCrcHardlinks;
+            assert_eq!(magic, if crc { "070702" } else { "070701" }, "{name}");
+            // cpio -tv (lsinitramfs -l) shows the link count in column 2.
+            let long = lsinitramfs(&img.path, true).unwrap();
+            let sh = long
+                .iter()
+                .find(|l| l.ends_with(" bin/sh") || l.contains(" bin/sh "))
+                .unwrap();
+            let nlink: u32 = sh.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert_eq!(nlink, if crc { 6 } else { 1 }, "{name}: {sh}");
+        }
         // The main segment's compression, by the magic bytes the kernel uses.
         let main = main_segment(&data);
         let magic: &[u8] = match img.compression {
@@ -85,18 +105,19 @@ fn images_have_the_claimed_layout() {
     }
 }
 
-/// Skips a leading uncompressed cpio (up to its TRAILER!!! and zero padding).
-fn main_segment(data: &[u8]) -> &[u8] {
-    if !data.starts_with(b"070701") {
-        return data;
+/// Skips the leading uncompressed cpio archives (each up to its
+/// TRAILER!!! and zero padding): mkinitramfs puts one per microcode vendor.
+fn main_segment(mut data: &[u8]) -> &[u8] {
+    while data.starts_with(b"0707") {
+        let t = data
+            .windows(10)
+            .position(|w| w == b"TRAILER!!!")
+            .expect("early cpio has a trailer");
+        let mut i = t + 10;
+        while i < data.len() && data[i] == 0 {
+            i += 1;
+        }
+        data = &data[i..];
     }
-    let t = data
-        .windows(10)
-        .position(|w| w == b"TRAILER!!!")
-        .expect("early cpio has a trailer");
-    let mut i = t + 10;
-    while i < data.len() && data[i] == 0 {
-        i += 1;
-    }
-    &data[i..]
+    data
 }
