@@ -121,3 +121,25 @@ fn main_segment(mut data: &[u8]) -> &[u8] {
     }
     data
 }
+
+#[test]
+fn unmkinitramfs_unpacks_early_and_main_parts() {
+    let images = real_images().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    for img in images
+        .iter()
+        .filter(|i| i.generator == Generator::Mkinitramfs && i.compression == Compression::Lz4)
+    {
+        let dest = t.path().join(img.path.file_name().unwrap());
+        testkit::unmkinitramfs(&img.path, &dest).unwrap();
+        let main = if img.early_microcode {
+            let early = dest.join("early/kernel/x86/microcode");
+            assert!(early.is_dir(), "{}", early.display());
+            dest.join("main")
+        } else {
+            dest.clone()
+        };
+        assert!(main.join("init").is_file(), "{}", main.display());
+        assert!(main.join("scripts/local").is_file());
+    }
+}
