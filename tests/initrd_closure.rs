@@ -247,3 +247,43 @@ fn regenerated_index_serves_modprobe() {
     .unwrap();
     assert!(out.contains("builtin aes_generic"), "{out}");
 }
+
+/// xz-compressed modules (as Fedora and newer Debian kernels ship them) keep
+/// their names through the closure and the regenerated index.
+#[test]
+fn compressed_modules_keep_their_format() {
+    let root = debian_root(Flavour::InitramfsTools).unwrap();
+    let kver = kernel_version(&root).unwrap();
+    let k = KernelModules::load(&root, &kver).unwrap();
+    let c = k.closure(&crypt_wants("aes-cbc-essiv:sha256")).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("lib/modules").join(&kver);
+    let mut modules = Vec::new();
+    for m in &c.modules {
+        let dest = dir.join(&m.rel);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(host_path(&root, &m.path), &dest).unwrap();
+        run("xz", ["--check=crc32", dest.to_str().unwrap()]).unwrap();
+        let rel = PathBuf::from(format!("{}.xz", m.rel.display()));
+        modules.push((rel.clone(), fs::read(dir.join(&rel)).unwrap()));
+    }
+    for (name, data) in module_index(&root, &kver, &modules).unwrap() {
+        fs::write(dir.join(name), data).unwrap();
+    }
+    let k2 = KernelModules::load(t.path(), &kver).unwrap();
+    let c2 = k2.closure(&crypt_wants("aes-cbc-essiv:sha256")).unwrap();
+    let rels: Vec<String> = c2
+        .modules
+        .iter()
+        .map(|m| m.rel.display().to_string())
+        .collect();
+    let expected: Vec<String> = c
+        .modules
+        .iter()
+        .map(|m| format!("{}.xz", m.rel.display()))
+        .collect();
+    assert_eq!(rels, expected);
+    let deps = modprobe_deps(t.path(), &kver, "dm-crypt");
+    assert_eq!(deps.len(), 2, "{deps:?}");
+    assert!(deps.iter().all(|p| p.ends_with(".ko.xz")), "{deps:?}");
+}
