@@ -151,6 +151,35 @@ mod tests {
         assert!(leftovers.is_empty());
     }
 
+    /// A build that fails (or dies) with something mounted inside its tree
+    /// must neither leave the mount behind nor let a later clean-up delete
+    /// through it.
+    #[test]
+    fn mounts_left_by_a_failed_build_are_undone() {
+        use nix::mount::{MsFlags, mount};
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("precious"), b"keep").unwrap();
+        let e = cached_dir_in(t.path(), "m", "k", |d| {
+            let target = d.join("bound");
+            fs::create_dir(&target)?;
+            mount(
+                Some(outside.path()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
+            anyhow::bail!("postinst failed")
+        });
+        assert!(e.is_err());
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let tp = t.path().canonicalize().unwrap();
+        assert!(!info.contains(tp.to_str().unwrap()), "still mounted");
+        cached_dir_in(t.path(), "m", "k", |_| Ok(())).unwrap();
+        assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep");
+    }
+
     #[test]
     fn fnv_is_stable() {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
