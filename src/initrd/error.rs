@@ -6,7 +6,7 @@ use super::compression::Compression;
 /// Something wrong with an initramfs image or with an edit asked of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("the image is empty (0 bytes): not an initramfs")]
+    #[error("the image is empty or all zero bytes: not an initramfs")]
     Empty,
 
     #[error(

@@ -338,9 +338,33 @@ impl Image {
                 problem: "content is 4 GiB or larger, which cpio cannot hold".into(),
             });
         }
+        if Kind::of_mode(mode) != Kind::Dir
+            && self.node_at(&name).is_some_and(|n| n.kind() == Kind::Dir)
+            && self.has_children(&name)
+        {
+            return Err(ArchiveError::BadPath {
+                path: p.to_string(),
+                problem: "is a non-empty directory in the image; remove it first".into(),
+            });
+        }
         self.ensure_parents(&name, p)?;
         self.put(name.clone(), mode, data);
         Ok(name)
+    }
+
+    /// Whether anything (after changes) lives below the normalized name.
+    pub fn has_children(&self, name: &[u8]) -> bool {
+        let mut prefix = name.to_vec();
+        prefix.push(b'/');
+        let below = |k: &&Vec<u8>| k.starts_with(&prefix);
+        self.index
+            .keys()
+            .filter(below)
+            .any(|k| !matches!(self.changes.get(k), Some(Change::Remove)))
+            || self
+                .changes
+                .iter()
+                .any(|(k, c)| below(&k) && matches!(c, Change::Put(_)))
     }
 
     /// Adds or replaces a regular file (parents created 0755, owner root).

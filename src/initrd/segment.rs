@@ -155,6 +155,9 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
         seg.padding = (pos - end) as u64;
         segments.push(seg);
     }
+    if segments.is_empty() {
+        return Err(ArchiveError::Empty);
+    }
     Ok((leading, segments))
 }
 
@@ -222,4 +225,147 @@ pub fn parse_archive(
         pos = rec.end;
     }
     Ok((entries, pos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::initrd::compression::{CompressOptions, compress};
+    use crate::initrd::image::tests::sample_cpio;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        compress(Compression::Gzip, data, CompressOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn early_cpio_then_compressed_segments_with_padding() {
+        let cpio = sample_cpio();
+        let mut img = cpio.clone();
+        let main = gz(&cpio);
+        let z = compress(Compression::Zstd, &cpio, CompressOptions::default()).unwrap();
+        img.extend_from_slice(&main);
+        img.extend_from_slice(&[0; 7]);
+        img.extend_from_slice(&z);
+        img.extend_from_slice(&[0; 3]);
+        let (lead, segs) = read_segments(&img, &ReadOptions::default()).unwrap();
+        assert_eq!(lead, 0);
+        let shape: Vec<_> = segs
+            .iter()
+            .map(|s| (s.offset, s.length, s.padding, s.compression))
+            .collect();
+        let c = cpio.len() as u64;
+        let m = main.len() as u64;
+        assert_eq!(
+            shape,
+            vec![
+                (0, c, 0, Compression::None),
+                (c, m, 7, Compression::Gzip),
+                (c + m + 7, z.len() as u64, 3, Compression::Zstd)
+            ]
+        );
+        assert!(segs.iter().all(|s| s.entries.len() == 8));
+    }
+
+    #[test]
+    fn misaligned_uncompressed_cpio_is_refused_with_its_offset() {
+        let mut img = gz(&sample_cpio());
+        if img.len().is_multiple_of(4) {
+            img.push(0);
+        }
+        let at = img.len();
+        img.extend_from_slice(&sample_cpio());
+        let e = read_segments(&img, &ReadOptions::default()).unwrap_err();
+        assert_eq!(e, ArchiveError::Misaligned { offset: at as u64 });
+        assert!(e.to_string().starts_with(&format!("byte {at}:")));
+    }
+
+    #[test]
+    fn garbage_after_the_last_segment_names_its_offset() {
+        let mut img = sample_cpio();
+        let at = img.len();
+        img.extend_from_slice(b"\0\0\0\0hello");
+        let e = read_segments(&img, &ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, ArchiveError::BadMagic { offset, .. } if offset == at as u64 + 4),
+            "{e}"
+        );
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn truncated_compressed_segment_names_segment_and_offset() {
+        let mut img = sample_cpio();
+        let at = img.len();
+        let main = gz(&sample_cpio());
+        img.extend_from_slice(&main[..main.len() - 10]);
+        let e = read_segments(&img, &ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, ArchiveError::Decompress { segment: 1, offset, compression: Compression::Gzip, .. } if offset == at as u64),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cpio_without_trailer_inside_a_stream_is_truncated() {
+        let cpio = sample_cpio();
+        let cut = &cpio[..cpio.len() - 124]; // drop the trailer record
+        let e = read_segments(&gz(cut), &ReadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("without TRAILER"), "{e}");
+        assert!(
+            e.to_string().starts_with("segment 0 (gzip at byte 0)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn garbage_after_trailer_inside_a_stream_is_an_error_zeros_are_not() {
+        let mut cpio = sample_cpio();
+        cpio.extend_from_slice(&[0; 512]);
+        assert!(read_segments(&gz(&cpio), &ReadOptions::default()).is_ok());
+        cpio.extend_from_slice(b"junkjunk");
+        let e = read_segments(&gz(&cpio), &ReadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("garbage after TRAILER"), "{e}");
+    }
+
+    #[test]
+    fn two_archives_in_one_stream_are_one_segment() {
+        let mut cpio = sample_cpio();
+        cpio.extend_from_slice(&sample_cpio());
+        let (_, segs) = read_segments(&gz(&cpio), &ReadOptions::default()).unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].entries.iter().filter(|e| e.is_trailer()).count(), 2);
+    }
+
+    #[test]
+    fn decompressed_size_limit_is_enforced() {
+        let opts = ReadOptions {
+            max_decompressed: 100,
+        };
+        let e = read_segments(&gz(&sample_cpio()), &opts).unwrap_err();
+        assert!(
+            matches!(e, ArchiveError::TooLarge { segment: 0, .. }),
+            "{e}"
+        );
+        let e = read_segments(&sample_cpio(), &opts).unwrap_err();
+        assert!(
+            matches!(e, ArchiveError::TooLarge { segment: 0, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_and_all_zero_inputs() {
+        assert_eq!(
+            read_segments(&[], &ReadOptions::default()).unwrap_err(),
+            ArchiveError::Empty
+        );
+        assert_eq!(
+            read_segments(&[0; 16], &ReadOptions::default()).unwrap_err(),
+            ArchiveError::Empty
+        );
+        let mut img = vec![0; 8];
+        img.extend_from_slice(&sample_cpio());
+        let (lead, segs) = read_segments(&img, &ReadOptions::default()).unwrap();
+        assert_eq!((lead, segs[0].offset), (8, 8));
+    }
 }

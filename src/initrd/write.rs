@@ -417,3 +417,210 @@ pub fn effective_names(image: &Image) -> HashSet<Vec<u8>> {
     }
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::initrd::compression::compress as pack;
+    use crate::initrd::cpio::entry::{S_IFLNK, S_IFREG};
+    use crate::initrd::image::tests::{header, sample_cpio};
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        pack(Compression::Gzip, data, CompressOptions::default()).unwrap()
+    }
+
+    /// early (uncompressed sample) + gzip(sample).
+    fn two_segment_image() -> Vec<u8> {
+        let mut img = sample_cpio();
+        img.extend_from_slice(&gz(&sample_cpio()));
+        img
+    }
+
+    fn opts(mode: WriteMode) -> WriteOptions {
+        WriteOptions {
+            mode,
+            ..WriteOptions::default()
+        }
+    }
+
+    #[test]
+    fn no_changes_write_back_identical_bytes_both_ways() {
+        let raw = two_segment_image();
+        let img = Image::parse(raw.clone()).unwrap();
+        assert_eq!(write(&img, &opts(WriteMode::Overlay)).unwrap().bytes, raw);
+        assert_eq!(write(&img, &opts(WriteMode::Rewrite)).unwrap().bytes, raw);
+    }
+
+    #[test]
+    fn overlay_keeps_the_original_as_prefix_and_adds_one_segment() {
+        let raw = two_segment_image();
+        let mut img = Image::parse(raw.clone()).unwrap();
+        img.add_file("etc/a", b"replaced".to_vec(), 0o600).unwrap();
+        img.add_file("sbin/cryptsetup", b"\x7fELF".to_vec(), 0o755)
+            .unwrap();
+        let w = write(&img, &opts(WriteMode::Auto)).unwrap();
+        assert_eq!(w.method, Method::Overlay);
+        assert_eq!(&w.bytes[..raw.len()], &raw[..]);
+        let back = Image::parse(w.bytes).unwrap();
+        assert_eq!(back.segments().len(), 3);
+        assert_eq!(back.segments()[2].compression, Compression::Gzip);
+        assert_eq!(back.segments()[2].offset % 4, 0);
+        assert_eq!(back.lookup("etc/a").unwrap().unwrap().data(), b"replaced");
+        assert_eq!(
+            back.lookup("sbin/cryptsetup").unwrap().unwrap().mode(),
+            S_IFREG | 0o755
+        );
+        let new = &back.segments()[2].entries;
+        assert!(new.iter().all(|e| e.is_trailer() || e.header.ino > 7));
+    }
+
+    #[test]
+    fn symlink_over_symlink_forces_rewrite_in_the_main_segment() {
+        let raw = two_segment_image();
+        let mut img = Image::parse(raw.clone()).unwrap();
+        img.add_symlink("bin", "usr/sbin").unwrap();
+        assert!(write(&img, &opts(WriteMode::Overlay)).is_err());
+        let w = write(&img, &opts(WriteMode::Auto)).unwrap();
+        assert_eq!(w.method, Method::Rewrite);
+        assert!(
+            w.rewrite_reasons[0].contains("symlink"),
+            "{:?}",
+            w.rewrite_reasons
+        );
+        let early = sample_cpio().len();
+        let back = Image::parse(w.bytes.clone()).unwrap();
+        // The early segment had its own "bin" symlink: dropped there, so it is re-encoded;
+        // the kernel would otherwise keep the first one.
+        let bins: Vec<_> = back
+            .segments()
+            .iter()
+            .flat_map(|s| {
+                s.entries
+                    .iter()
+                    .filter(|e| e.name == b"bin")
+                    .map(move |e| s.entry_data(e))
+            })
+            .collect();
+        assert_eq!(bins, vec![b"usr/sbin".as_slice()]);
+        assert_eq!(back.segments()[0].entries.len(), 7);
+        assert!(w.bytes.len() > early);
+    }
+
+    #[test]
+    fn untouched_segments_and_entries_stay_byte_identical_in_a_rewrite() {
+        let mut raw = sample_cpio();
+        let early_len = raw.len();
+        raw.extend_from_slice(&gz(&sample_cpio()));
+        let mut img = Image::parse(raw.clone()).unwrap();
+        img.add_file("usr/lib/new.so", b"so".to_vec(), 0o644)
+            .unwrap();
+        let w = write(&img, &opts(WriteMode::Rewrite)).unwrap();
+        assert_eq!(&w.bytes[..early_len], &raw[..early_len]);
+        let back = Image::parse(w.bytes).unwrap();
+        let (old, new) = (&img.segments()[1], &back.segments()[1]);
+        for e in old.entries.iter().filter(|e| !e.is_trailer()) {
+            let n = new.entries.iter().find(|n| n.name == e.name).unwrap();
+            assert_eq!(old.record_bytes(e), new.record_bytes(n));
+        }
+        // New entry sits before the trailer.
+        let names: Vec<&[u8]> = new.entries.iter().map(|e| e.name.as_slice()).collect();
+        assert_eq!(
+            &names[names.len() - 2..],
+            &[b"usr/lib/new.so".as_slice(), b"TRAILER!!!"]
+        );
+    }
+
+    #[test]
+    fn removing_forces_rewrite_and_removes_everywhere() {
+        let mut img = Image::parse(two_segment_image()).unwrap();
+        img.remove("etc").unwrap();
+        let w = write(&img, &opts(WriteMode::Auto)).unwrap();
+        assert_eq!(w.method, Method::Rewrite);
+        let back = Image::parse(w.bytes).unwrap();
+        assert!(back.lookup("etc/a").unwrap().is_none());
+        assert!(back.lookup("etc").unwrap().is_none());
+        assert!(back.lookup("usr/lib").unwrap().is_some());
+    }
+
+    #[test]
+    fn lz4_last_segment_forces_rewrite_and_stays_lz4() {
+        let raw = pack(Compression::Lz4, &sample_cpio(), CompressOptions::default()).unwrap();
+        let mut img = Image::parse(raw).unwrap();
+        img.add_file("x", b"y".to_vec(), 0o644).unwrap();
+        let w = write(&img, &opts(WriteMode::Auto)).unwrap();
+        assert_eq!(w.method, Method::Rewrite);
+        let back = Image::parse(w.bytes).unwrap();
+        assert_eq!(back.segments().len(), 1);
+        assert_eq!(back.segments()[0].compression, Compression::Lz4);
+        assert_eq!(back.lookup("x").unwrap().unwrap().data(), b"y");
+    }
+
+    #[test]
+    fn compression_can_be_changed_on_rewrite() {
+        let mut img = Image::parse(two_segment_image()).unwrap();
+        img.add_file("x", b"y".to_vec(), 0o644).unwrap();
+        let o = WriteOptions {
+            compression: Some(Compression::Xz),
+            ..WriteOptions::default()
+        };
+        let w = write(&img, &o).unwrap();
+        assert_eq!(w.method, Method::Rewrite);
+        let back = Image::parse(w.bytes).unwrap();
+        assert_eq!(back.segments()[1].compression, Compression::Xz);
+    }
+
+    fn hard_link_cpio() -> Vec<u8> {
+        let mut out = Vec::new();
+        // Three links of inode 9; as GNU cpio writes newc: data on the last one only.
+        newc::encode_record(&header(S_IFREG | 0o755, 9, 3), b"bin/a", b"", &mut out);
+        newc::encode_record(&header(S_IFREG | 0o755, 9, 3), b"bin/b", b"", &mut out);
+        newc::encode_record(
+            &header(S_IFREG | 0o755, 9, 3),
+            b"bin/c",
+            b"busybox",
+            &mut out,
+        );
+        newc::encode_record(&header(S_IFLNK | 0o777, 10, 1), b"sh", b"bin/a", &mut out);
+        newc::encode_record(
+            &newc::trailer_header(CpioFormat::Newc),
+            newc::TRAILER,
+            b"",
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn replacing_a_hard_link_rewrites_and_moves_data_to_the_last_survivor() {
+        let mut img = Image::parse(hard_link_cpio()).unwrap();
+        img.add_file("bin/c", b"other".to_vec(), 0o755).unwrap();
+        let w = write(&img, &opts(WriteMode::Auto)).unwrap();
+        assert_eq!(w.method, Method::Rewrite);
+        assert!(w.rewrite_reasons[0].contains("hard-linked"));
+        let back = Image::parse(w.bytes).unwrap();
+        let s = &back.segments()[0];
+        let get = |n: &[u8]| s.entries.iter().find(|e| e.name == n).unwrap();
+        assert_eq!(
+            (get(b"bin/a").header.nlink, s.entry_data(get(b"bin/a"))),
+            (2, b"".as_slice())
+        );
+        assert_eq!(
+            (get(b"bin/b").header.nlink, s.entry_data(get(b"bin/b"))),
+            (2, b"busybox".as_slice())
+        );
+        assert_eq!(get(b"bin/c").header.nlink, 1);
+        assert_eq!(s.entry_data(get(b"bin/c")), b"other");
+        assert_ne!(get(b"bin/c").header.ino, 9);
+    }
+
+    #[test]
+    fn non_empty_directory_replaced_by_a_file_is_not_an_overlay() {
+        let mut img = Image::parse(sample_cpio()).unwrap();
+        let e = img.add_file("etc", b"x".to_vec(), 0o644).unwrap_err();
+        assert!(e.to_string().contains("non-empty directory"), "{e}");
+        img.remove("etc").unwrap();
+        img.add_file("etc", b"x".to_vec(), 0o644).unwrap();
+        let w = write(&img, &opts(WriteMode::Auto)).unwrap();
+        assert_eq!(w.method, Method::Rewrite);
+    }
+}
