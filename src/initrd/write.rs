@@ -83,21 +83,31 @@ pub fn overlay_blockers(image: &Image) -> Vec<String> {
         let old = image.entry(loc);
         match change {
             Change::Remove => why.push(format!("{shown}: removing an entry needs a rewrite")),
-            Change::Put(new) => match (old.kind(), new.kind()) {
-                (Kind::Symlink, Kind::Symlink) => why.push(format!(
-                    "{shown}: the kernel does not replace an existing symlink with another"
-                )),
-                (Kind::Dir, k) if k != Kind::Dir && has_children(image, name) => why.push(format!(
-                    "{shown}: a non-empty directory cannot be replaced by a {k:?} (rmdir fails)"
-                )),
-                (Kind::File, Kind::File) if old.header.nlink > 1 => why.push(format!(
-                    "{shown}: is hard-linked; rewriting it in place would change every link"
-                )),
-                _ => {}
-            },
+            Change::Put(new) => {
+                if let Err(reason) = kernel_replaces(old, new.kind(), has_children(image, name)) {
+                    why.push(format!("{shown}: {reason}"));
+                }
+            }
         }
     }
     why
+}
+
+/// Whether the kernel, unpacking `new` over an existing `old` of the same name,
+/// ends up with `new` (see the module comment), and why not.
+fn kernel_replaces(old: &Entry, new: Kind, old_has_children: bool) -> Result<(), String> {
+    match (old.kind(), new) {
+        (Kind::Symlink, Kind::Symlink) => {
+            Err("the kernel does not replace an existing symlink with another".into())
+        }
+        (Kind::Dir, k) if k != Kind::Dir && old_has_children => Err(format!(
+            "a non-empty directory cannot be replaced by a {k:?} (rmdir fails)"
+        )),
+        (Kind::File, Kind::File) if old.header.nlink > 1 => {
+            Err("is hard-linked; rewriting it in place would change every link".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn has_children(image: &Image, name: &[u8]) -> bool {
@@ -247,9 +257,11 @@ pub fn rewrite(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
                 let in_place = locs.iter().rev().find(|l| l.segment == main).copied();
                 for l in locs {
                     let old = image.entry(*l);
+                    // An earlier entry the kernel will replace by ours may stay, so its
+                    // segment can stay byte-identical; any other is dropped.
                     let fate = if Some(*l) == in_place {
                         Fate::Replace(n)
-                    } else if old.kind() == Kind::Dir && n.kind() == Kind::Dir {
+                    } else if l.segment <= main && kernel_replaces(old, n.kind(), true).is_ok() {
                         Fate::Keep
                     } else {
                         Fate::Drop
