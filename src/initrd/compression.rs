@@ -18,7 +18,7 @@
 //! bytes it consumed, because the next segment starts right after it.
 
 use std::fmt;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::str::FromStr;
 
 use serde::Serialize;
@@ -240,7 +240,6 @@ pub fn compress(c: Compression, data: &[u8], opts: CompressOptions) -> std::io::
             if opts.threads > 1 {
                 e.multithread(opts.threads)?;
             }
-            e.include_contentsize(false)?;
             e.write_all(data)?;
             e.finish()
         }
@@ -254,10 +253,6 @@ fn encode_with_stream(stream: liblzma::stream::Stream, data: &[u8]) -> std::io::
     e.write_all(data)?;
     e.finish()
 }
-
-/// Makes `BufRead` available for readers the decoders wrap; slices already are.
-#[allow(dead_code)]
-fn assert_bufread<R: BufRead>(_: &R) {}
 
 #[cfg(test)]
 mod tests {

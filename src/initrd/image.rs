@@ -188,20 +188,9 @@ impl Image {
         self.index.get(name).copied()
     }
 
-    /// Every original entry (any segment) whose normalized name is `name`.
-    pub fn original_all(&self, name: &[u8]) -> Vec<Loc> {
-        let mut out = Vec::new();
-        for (si, seg) in self.segments.iter().enumerate() {
-            for (ei, e) in seg.entries.iter().enumerate() {
-                if !e.is_trailer() && normalize_archive_name(&e.name) == name {
-                    out.push(Loc {
-                        segment: si,
-                        entry: ei,
-                    });
-                }
-            }
-        }
-        out
+    /// Normalized names of the original image's entries.
+    pub fn original_names(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.index.keys()
     }
 
     pub fn entry(&self, loc: Loc) -> &Entry {

@@ -84,7 +84,10 @@ pub fn overlay_blockers(image: &Image) -> Vec<String> {
         match change {
             Change::Remove => why.push(format!("{shown}: removing an entry needs a rewrite")),
             Change::Put(new) => {
-                if let Err(reason) = kernel_replaces(old, new.kind(), has_children(image, name)) {
+                let children = || {
+                    old.kind() == Kind::Dir && new.kind() != Kind::Dir && has_children(image, name)
+                };
+                if let Err(reason) = kernel_replaces(old, new.kind(), children()) {
                     why.push(format!("{shown}: {reason}"));
                 }
             }
@@ -110,14 +113,11 @@ fn kernel_replaces(old: &Entry, new: Kind, old_has_children: bool) -> Result<(),
     }
 }
 
+/// Whether the original image has anything below `name` (what the kernel's rmdir sees).
 fn has_children(image: &Image, name: &[u8]) -> bool {
     let mut prefix = name.to_vec();
     prefix.push(b'/');
-    image.segments().iter().any(|s| {
-        s.entries
-            .iter()
-            .any(|e| normalize_archive_name(&e.name).starts_with(&prefix))
-    })
+    image.original_names().any(|k| k.starts_with(&prefix))
 }
 
 pub fn write(image: &Image, opts: &WriteOptions) -> Result<Written, ArchiveError> {
