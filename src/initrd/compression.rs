@@ -121,13 +121,13 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
         }),
         Compression::Gzip => {
             let mut d = flate2::bufread::GzDecoder::new(input);
-            let data = read_limited(&mut d, limit)?;
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
         Compression::Bzip2 => {
             let mut d = bzip2::bufread::BzDecoder::new(input);
-            let data = read_limited(&mut d, limit)?;
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
@@ -140,7 +140,7 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
             }
             .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
             let mut d = liblzma::bufread::XzDecoder::new_stream(input, stream);
-            let data = read_limited(&mut d, limit)?;
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
@@ -148,7 +148,7 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
             let mut d = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| DecodeError::Corrupt(e.to_string()))?
                 .single_frame();
-            let data = read_limited(&mut d, limit)?;
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
             let rest = d.finish();
             Ok(consumed(input, rest, data))
         }
@@ -164,8 +164,10 @@ fn consumed(input: &[u8], rest: &[u8], data: Vec<u8>) -> Decoded {
     }
 }
 
-fn read_limited<R: Read>(r: &mut R, limit: u64) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
+fn read_limited<R: Read>(r: &mut R, limit: u64, hint: usize) -> Result<Vec<u8>, DecodeError> {
+    // Growing by doubling copies the image several times; reserving a guess costs
+    // only address space until it is written.
+    let mut out = Vec::with_capacity(hint.min(limit.min(1 << 30) as usize));
     r.take(limit.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
@@ -197,18 +199,32 @@ impl Default for CompressOptions {
 
 /// Compresses `data` into one stream the kernel can unpack.
 pub fn compress(c: Compression, data: &[u8], opts: CompressOptions) -> std::io::Result<Vec<u8>> {
+    compress_onto(c, data, opts, Vec::new())
+}
+
+/// Like [`compress`], appending the stream to `out` (saves a copy of the whole
+/// image when writing).
+pub fn compress_onto(
+    c: Compression,
+    data: &[u8],
+    opts: CompressOptions,
+    mut out: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
     let io_err = |e: liblzma::stream::Error| std::io::Error::other(e.to_string());
     match c {
-        Compression::None => Ok(data.to_vec()),
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(out)
+        }
         Compression::Gzip => {
             let level = opts.level.unwrap_or(6).clamp(1, 9) as u32;
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
             e.write_all(data)?;
             e.finish()
         }
         Compression::Bzip2 => {
             let level = opts.level.unwrap_or(9).clamp(1, 9) as u32;
-            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(level));
+            let mut e = bzip2::write::BzEncoder::new(out, bzip2::Compression::new(level));
             e.write_all(data)?;
             e.finish()
         }
@@ -226,30 +242,40 @@ pub fn compress(c: Compression, data: &[u8], opts: CompressOptions) -> std::io::
                 liblzma::stream::Stream::new_easy_encoder(preset, liblzma::stream::Check::Crc32)
                     .map_err(io_err)?
             };
-            encode_with_stream(stream, data)
+            encode_with_stream(stream, data, out)
         }
         Compression::Lzma => {
             let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
             let lo = liblzma::stream::LzmaOptions::new_preset(preset).map_err(io_err)?;
             let stream = liblzma::stream::Stream::new_lzma_encoder(&lo).map_err(io_err)?;
-            encode_with_stream(stream, data)
+            encode_with_stream(stream, data, out)
         }
         Compression::Zstd => {
             let level = opts.level.unwrap_or(3).clamp(1, 19);
-            let mut e = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+            let mut e = zstd::stream::write::Encoder::new(out, level)?;
             if opts.threads > 1 {
                 e.multithread(opts.threads)?;
             }
             e.write_all(data)?;
             e.finish()
         }
-        Compression::Lz4 => Ok(lz4_legacy::encode(data)),
-        Compression::Lzo => Ok(lzop::encode(data, opts.level.unwrap_or(3))),
+        Compression::Lz4 => {
+            out.extend_from_slice(&lz4_legacy::encode(data));
+            Ok(out)
+        }
+        Compression::Lzo => {
+            out.extend_from_slice(&lzop::encode(data, opts.level.unwrap_or(3)));
+            Ok(out)
+        }
     }
 }
 
-fn encode_with_stream(stream: liblzma::stream::Stream, data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut e = liblzma::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 4), stream);
+fn encode_with_stream(
+    stream: liblzma::stream::Stream,
+    data: &[u8],
+    out: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    let mut e = liblzma::write::XzEncoder::new_stream(out, stream);
     e.write_all(data)?;
     e.finish()
 }

@@ -2,6 +2,8 @@
 //! reads it. We parse every header variant lzop writes (checksums of compressed and
 //! uncompressed data, filter, extra field) and write the simplest one the kernel
 //! accepts: version 0x1040, Adler-32 of uncompressed data only, 256 KiB blocks.
+//! That choice is forced: `unlzo` skips exactly one 4-byte checksum per block and
+//! refuses blocks over 256 KiB, whatever the header flags say.
 
 use super::compression::{DecodeError, Decoded};
 

@@ -167,8 +167,13 @@ fn new_header(format: CpioFormat, n: &NewEntry) -> Header {
     }
 }
 
-fn compress(c: Compression, data: &[u8], opts: &WriteOptions) -> Result<Vec<u8>, ArchiveError> {
-    compression::compress(c, data, opts.compress)
+fn compress_onto(
+    c: Compression,
+    data: &[u8],
+    opts: &WriteOptions,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, ArchiveError> {
+    compression::compress_onto(c, data, opts.compress, out)
         .map_err(|e| ArchiveError::Write(format!("{c} compression failed: {e}")))
 }
 
@@ -207,8 +212,7 @@ pub fn overlay(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
         &mut cpio,
     );
     out.resize(out.len().next_multiple_of(4), 0);
-    out.extend_from_slice(&compress(c, &cpio, opts)?);
-    Ok(out)
+    compress_onto(c, &cpio, opts, out)
 }
 
 /// What happens to one original entry in a rewrite.
@@ -289,7 +293,7 @@ pub fn rewrite(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
         let dirty = touched || (si == main && (!appended.is_empty() || target != seg.compression));
         if dirty {
             let cpio = encode_segment(image, si, &fates, if si == main { &appended } else { &[] });
-            out.extend_from_slice(&compress(target, &cpio, opts)?);
+            out = compress_onto(target, &cpio, opts, out)?;
         } else {
             let start = seg.offset as usize;
             out.extend_from_slice(&image.raw()[start..start + seg.length as usize]);
