@@ -1,5 +1,21 @@
 //! initramfs images: read them as the kernel does (segments, compression, cpio),
 //! edit them in memory, write them back as an overlay or a rewrite, list them.
+//!
+//! ```
+//! use luksify::initrd::{Image, WriteOptions, write};
+//! # fn demo(raw: Vec<u8>) -> Result<(), luksify::initrd::ArchiveError> {
+//! let mut img = Image::parse(raw)?;                       // never unpacks to disk
+//! img.add_file("etc/crypttab", b"root UUID=... none luks\n".to_vec(), 0o644)?;
+//! img.add_symlink("sbin/cryptsetup", "/usr/sbin/cryptsetup")?;
+//! let out = write(&img, &WriteOptions::default())?;      // overlay where safe
+//! // out.bytes: the new image; out.method: Overlay or Rewrite; out.rewrite_reasons.
+//! # let _ = out; Ok(()) }
+//! ```
+//!
+//! Paths given to the edit API are normalized ("./x", "/x" mean "x"; ".." is refused)
+//! and symlinks in their parent directories are followed inside the image, as the
+//! kernel would when unpacking (so `lib/x.so` lands in `usr/lib/x.so` on usr-merged
+//! images instead of replacing the `lib` symlink by a directory).
 
 pub mod cli;
 pub mod compression;
