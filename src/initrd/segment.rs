@@ -368,4 +368,26 @@ mod tests {
         let (lead, segs) = read_segments(&img, &ReadOptions::default()).unwrap();
         assert_eq!((lead, segs[0].offset), (8, 8));
     }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_an_answer_never_a_panic() {
+        let cpio = sample_cpio();
+        let mut img = cpio.clone();
+        img.extend_from_slice(&gz(&cpio));
+        img.extend_from_slice(&[0; 5]);
+        img.extend_from_slice(
+            &compress(Compression::Lzo, &cpio, CompressOptions::default()).unwrap(),
+        );
+        let opts = ReadOptions::default();
+        for n in 0..img.len() {
+            let _ = read_segments(&img[..n], &opts);
+        }
+        for i in 0..img.len() {
+            let mut bad = img.clone();
+            bad[i] ^= 0x5a;
+            if let Err(e) = read_segments(&bad, &opts) {
+                assert!(!e.to_string().contains('\n'));
+            }
+        }
+    }
 }
