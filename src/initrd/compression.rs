@@ -132,11 +132,15 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
             Ok(consumed(input, rest, data))
         }
         Compression::Xz | Compression::Lzma => {
+            // The header chooses the dictionary size (up to 4 GiB) and liblzma
+            // allocates it up front: cap what a hostile header can make us allocate.
+            // Real images use at most 64 MiB (xz -9, lzma -9).
+            let memlimit = limit.clamp(128 << 20, 1 << 30);
             let stream = if c == Compression::Xz {
                 // No LZMA_CONCATENATED: the next stream is the next segment.
-                liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0)
+                liblzma::stream::Stream::new_stream_decoder(memlimit, 0)
             } else {
-                liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+                liblzma::stream::Stream::new_lzma_decoder(memlimit)
             }
             .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
             let mut d = liblzma::bufread::XzDecoder::new_stream(input, stream);
@@ -328,6 +332,16 @@ mod tests {
                 "{c}"
             );
         }
+    }
+
+    #[test]
+    fn a_hostile_lzma_dictionary_size_is_refused_not_allocated() {
+        // .lzma header: properties, 4 GiB - 1 dictionary, unknown size.
+        let mut hostile = vec![0x5d, 0xff, 0xff, 0xff, 0xff];
+        hostile.extend_from_slice(&[0xff; 8]);
+        hostile.extend_from_slice(&[0; 64]);
+        let e = decompress(Compression::Lzma, &hostile, 16 << 20).err();
+        assert_eq!(e, Some(DecodeError::Corrupt("memory limit reached".into())));
     }
 
     #[test]
