@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Migrate(a) => migrate(a),
         Command::Status(a) => status(a),
         Command::Boot(c) => crate::boot::cli::run(c),
+        Command::Initrd(c) => crate::initrd::cli::run(c),
     }
 }
 

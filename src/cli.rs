@@ -40,6 +40,9 @@ pub enum Command {
     /// Show or apply the boot-configuration changes (crypttab, kernel command line, bootloader) for a target.
     #[command(subcommand)]
     Boot(crate::boot::cli::BootCommand),
+    /// Read, change and check initramfs images.
+    #[command(subcommand)]
+    Initrd(crate::initrd::cli::InitrdCommand),
 }
 
 #[derive(Debug, Args)]

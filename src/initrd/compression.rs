@@ -1,0 +1,367 @@
+//! Compression formats the kernel can unpack an initramfs from, detected by
+//! the same two magic bytes `lib/decompress.c` looks at.
+//!
+//! Crates, and why:
+//! - gzip: `flate2` (zlib-rs backend, pure Rust).
+//! - bzip2: `bzip2` 0.6, whose default backend is the pure-Rust libbz2-rs-sys.
+//! - xz and lzma: `liblzma` (maintained fork of xz2, bundles liblzma); its raw `Stream`
+//!   gives `lzma_alone` for .lzma and multi-threaded xz encoding with CRC32 checks,
+//!   which the kernel's xz decoder requires (it does not do CRC64/SHA-256).
+//! - zstd: `zstd` (libzstd bindings) with `zstdmt` for multi-threaded encoding.
+//! - lz4: `lz4_flex` block API; the kernel only reads the *legacy* frame, which the
+//!   frame APIs of lz4 crates do not produce, so the 4-byte framing is ours (lz4_legacy.rs).
+//! - lzo: `lzo1x` (safe Rust port of LZO1X, GPL-2.0 like the kernel) for blocks; the
+//!   lzop container the kernel expects is ours (lzop.rs). Running `lzop` would add an
+//!   external program and a pipe for one rare format.
+//!
+//! Every decoder stops at the end of its own stream and reports how many input
+//! bytes it consumed, because the next segment starts right after it.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use super::{lz4_legacy, lzop};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Lzma,
+    Xz,
+    Lzo,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub const ALL: [Compression; 8] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Lzma,
+        Compression::Xz,
+        Compression::Lzo,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The compression whose magic starts `buf`, as the kernel's
+    /// `decompress_method()` decides it (two bytes are enough for it, so for us).
+    pub fn detect(buf: &[u8]) -> Option<Compression> {
+        match buf {
+            [0x1f, 0x8b, ..] | [0x1f, 0x9e, ..] => Some(Compression::Gzip),
+            [0x42, 0x5a, ..] => Some(Compression::Bzip2),
+            [0x5d, 0x00, ..] => Some(Compression::Lzma),
+            [0xfd, 0x37, ..] => Some(Compression::Xz),
+            [0x89, 0x4c, ..] => Some(Compression::Lzo),
+            [0x02, 0x21, ..] => Some(Compression::Lz4),
+            [0x28, 0xb5, ..] => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+            Compression::Lzma => "lzma",
+            Compression::Xz => "xz",
+            Compression::Lzo => "lzo",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.name() == s || (s == "uncompressed" && *c == Compression::None))
+            .ok_or_else(|| {
+                format!(
+                    "unknown compression {s:?}; use none, gzip, bzip2, lzma, xz, lzo, lz4 or zstd"
+                )
+            })
+    }
+}
+
+/// Why a stream could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    Corrupt(String),
+    TooLarge,
+}
+
+/// A decoded stream and the number of input bytes it occupied.
+pub struct Decoded {
+    pub data: Vec<u8>,
+    pub consumed: usize,
+}
+
+/// Decodes the one stream at the start of `input`, producing at most `limit` bytes.
+pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, DecodeError> {
+    match c {
+        Compression::None => Ok(Decoded {
+            data: input.to_vec(),
+            consumed: input.len(),
+        }),
+        Compression::Gzip => {
+            let mut d = flate2::bufread::GzDecoder::new(input);
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let rest = d.into_inner();
+            Ok(consumed(input, rest, data))
+        }
+        Compression::Bzip2 => {
+            let mut d = bzip2::bufread::BzDecoder::new(input);
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let rest = d.into_inner();
+            Ok(consumed(input, rest, data))
+        }
+        Compression::Xz | Compression::Lzma => {
+            // The header chooses the dictionary size (up to 4 GiB) and liblzma
+            // allocates it up front: cap what a hostile header can make us allocate.
+            // Real images use at most 64 MiB (xz -9, lzma -9).
+            let memlimit = limit.clamp(128 << 20, 1 << 30);
+            let stream = if c == Compression::Xz {
+                // No LZMA_CONCATENATED: the next stream is the next segment.
+                liblzma::stream::Stream::new_stream_decoder(memlimit, 0)
+            } else {
+                liblzma::stream::Stream::new_lzma_decoder(memlimit)
+            }
+            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+            let mut d = liblzma::bufread::XzDecoder::new_stream(input, stream);
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let rest = d.into_inner();
+            Ok(consumed(input, rest, data))
+        }
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))?
+                .single_frame();
+            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let rest = d.finish();
+            Ok(consumed(input, rest, data))
+        }
+        Compression::Lz4 => lz4_legacy::decode(input, limit),
+        Compression::Lzo => lzop::decode(input, limit),
+    }
+}
+
+fn consumed(input: &[u8], rest: &[u8], data: Vec<u8>) -> Decoded {
+    Decoded {
+        data,
+        consumed: input.len() - rest.len(),
+    }
+}
+
+fn read_limited<R: Read>(r: &mut R, limit: u64, hint: usize) -> Result<Vec<u8>, DecodeError> {
+    // Growing by doubling copies the image several times; reserving a guess costs
+    // only address space until it is written.
+    let mut out = Vec::with_capacity(hint.min(limit.min(1 << 30) as usize));
+    r.take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// How hard and with how many threads to compress.
+#[derive(Debug, Clone, Copy)]
+pub struct CompressOptions {
+    /// Format-specific level; `None` picks what the distributions' generators use.
+    pub level: Option<i32>,
+    /// Worker threads for formats that can use them (xz, zstd); 0 or 1 = single.
+    pub threads: u32,
+}
+
+impl Default for CompressOptions {
+    fn default() -> Self {
+        CompressOptions {
+            level: None,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Compresses `data` into one stream the kernel can unpack.
+pub fn compress(c: Compression, data: &[u8], opts: CompressOptions) -> std::io::Result<Vec<u8>> {
+    compress_onto(c, data, opts, Vec::new())
+}
+
+/// Like [`compress`], appending the stream to `out` (saves a copy of the whole
+/// image when writing).
+pub fn compress_onto(
+    c: Compression,
+    data: &[u8],
+    opts: CompressOptions,
+    mut out: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    let io_err = |e: liblzma::stream::Error| std::io::Error::other(e.to_string());
+    match c {
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(out)
+        }
+        Compression::Gzip => {
+            let level = opts.level.unwrap_or(6).clamp(1, 9) as u32;
+            let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
+            e.write_all(data)?;
+            e.finish()
+        }
+        Compression::Bzip2 => {
+            let level = opts.level.unwrap_or(9).clamp(1, 9) as u32;
+            let mut e = bzip2::write::BzEncoder::new(out, bzip2::Compression::new(level));
+            e.write_all(data)?;
+            e.finish()
+        }
+        Compression::Xz => {
+            let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
+            // The kernel's XZ decoder only verifies CRC32 (or none): never CRC64.
+            let stream = if opts.threads > 1 {
+                liblzma::stream::MtStreamBuilder::new()
+                    .threads(opts.threads)
+                    .preset(preset)
+                    .check(liblzma::stream::Check::Crc32)
+                    .encoder()
+                    .map_err(io_err)?
+            } else {
+                liblzma::stream::Stream::new_easy_encoder(preset, liblzma::stream::Check::Crc32)
+                    .map_err(io_err)?
+            };
+            encode_with_stream(stream, data, out)
+        }
+        Compression::Lzma => {
+            let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
+            let lo = liblzma::stream::LzmaOptions::new_preset(preset).map_err(io_err)?;
+            let stream = liblzma::stream::Stream::new_lzma_encoder(&lo).map_err(io_err)?;
+            encode_with_stream(stream, data, out)
+        }
+        Compression::Zstd => {
+            let level = opts.level.unwrap_or(3).clamp(1, 19);
+            let mut e = zstd::stream::write::Encoder::new(out, level)?;
+            if opts.threads > 1 {
+                e.multithread(opts.threads)?;
+            }
+            e.write_all(data)?;
+            e.finish()
+        }
+        Compression::Lz4 => {
+            out.extend_from_slice(&lz4_legacy::encode(data));
+            Ok(out)
+        }
+        Compression::Lzo => {
+            out.extend_from_slice(&lzop::encode(data, opts.level.unwrap_or(3)));
+            Ok(out)
+        }
+    }
+}
+
+fn encode_with_stream(
+    stream: liblzma::stream::Stream,
+    data: &[u8],
+    out: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    let mut e = liblzma::write::XzEncoder::new_stream(out, stream);
+    e.write_all(data)?;
+    e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn every_format_round_trips_and_reports_its_own_length() {
+        let data = sample();
+        for c in Compression::ALL {
+            let mut packed = compress(
+                c,
+                &data,
+                CompressOptions {
+                    level: None,
+                    threads: 2,
+                },
+            )
+            .unwrap();
+            if c != Compression::None {
+                assert_eq!(Compression::detect(&packed), Some(c), "{c}");
+            }
+            let stream_len = packed.len();
+            // What follows the stream (padding, next segment) must not be eaten.
+            if c != Compression::None {
+                packed.extend_from_slice(&[0, 0, 0, 0, 0x1f, 0x8b]);
+            }
+            let d = decompress(c, &packed, u64::MAX).unwrap();
+            assert_eq!(d.data, data, "{c}");
+            assert_eq!(d.consumed, stream_len, "{c}");
+        }
+    }
+
+    #[test]
+    fn the_limit_stops_a_decompression_bomb() {
+        let data = vec![0u8; 1 << 20];
+        for c in Compression::ALL.into_iter().skip(1) {
+            let packed = compress(c, &data, CompressOptions::default()).unwrap();
+            assert_eq!(
+                decompress(c, &packed, 1000).err(),
+                Some(DecodeError::TooLarge),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hostile_lzma_dictionary_size_is_refused_not_allocated() {
+        // .lzma header: properties, 4 GiB - 1 dictionary, unknown size.
+        let mut hostile = vec![0x5d, 0xff, 0xff, 0xff, 0xff];
+        hostile.extend_from_slice(&[0xff; 8]);
+        hostile.extend_from_slice(&[0; 64]);
+        let e = decompress(Compression::Lzma, &hostile, 16 << 20).err();
+        assert_eq!(e, Some(DecodeError::Corrupt("memory limit reached".into())));
+    }
+
+    #[test]
+    fn truncated_streams_are_errors() {
+        let data = sample();
+        for c in Compression::ALL.into_iter().skip(1) {
+            let packed = compress(c, &data, CompressOptions::default()).unwrap();
+            let cut = &packed[..packed.len() / 2];
+            assert!(
+                matches!(decompress(c, cut, u64::MAX), Err(DecodeError::Corrupt(_))),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for c in Compression::ALL {
+            assert_eq!(c.name().parse::<Compression>().unwrap(), c);
+        }
+        assert!("rar".parse::<Compression>().is_err());
+    }
+}
