@@ -63,7 +63,7 @@ pub fn build(kernel: &GuestKernel, extra_programs: &[PathBuf]) -> Result<LiveEnv
         cpio::pack_dir_gzip(staging.path(), &dir.join("initrd.gz"))
     })?;
     Ok(LiveEnv {
-        kernel: kernel.vmlinuz(),
+        kernel: kernel.vmlinux(),
         initrd: dir.join("initrd.gz"),
         append: "console=ttyS0 panic=-1 loglevel=4".into(),
     })
