@@ -117,6 +117,19 @@ impl ImageTree {
         Ok(())
     }
 
+    /// The nodes of `self` that `base` lacks or has differently: what must
+    /// be laid over `base` to get `self`'s content.
+    pub fn without(&self, base: &ImageTree) -> ImageTree {
+        ImageTree {
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|(p, n)| base.nodes.get(*p) != Some(n))
+                .map(|(p, n)| (p.clone(), n.clone()))
+                .collect(),
+        }
+    }
+
     /// A digest of everything the tree would contain.
     pub fn digest(&self) -> Result<String> {
         let mut h = Sha256::new();
@@ -211,6 +224,19 @@ mod tests {
         );
         assert_eq!(fs::read_to_string(out.join("etc/x.conf")).unwrap(), "a=1\n");
         assert!(out.join("run").is_dir());
+    }
+
+    #[test]
+    fn overlay_keeps_only_what_the_base_lacks() {
+        let mut base = ImageTree::new();
+        base.add_bytes("etc/a", "1", 0o644).unwrap();
+        base.add_bytes("etc/b", "1", 0o644).unwrap();
+        let mut mine = base.clone();
+        mine.add_bytes("etc/b", "2", 0o644).unwrap();
+        mine.add_dir("new").unwrap();
+        let over = mine.without(&base);
+        let over: Vec<&Path> = over.paths().collect();
+        assert_eq!(over, [Path::new("etc/b"), Path::new("new")]);
     }
 
     #[test]
