@@ -252,14 +252,16 @@ impl Console {
              printf '@@%s@@\\n' ERR{tag}; base64 /tmp/.vm-e; printf '@@%s@@\\n' \"END{tag}:$r\""
         );
         self.send_line(&line)?;
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
         let what = || format!("running `{cmd}` in the guest");
-        self.wait_for(&format!(r"@@OUT{tag}@@\r?\n"), timeout)
+        self.wait_for(&format!(r"@@OUT{tag}@@\r?\n"), left())
             .with_context(what)?;
         let out = self
-            .wait_for(&format!(r"@@ERR{tag}@@\r?\n"), timeout)
+            .wait_for(&format!(r"@@ERR{tag}@@\r?\n"), left())
             .with_context(what)?;
         let end = self
-            .wait_for(&format!(r"@@END{tag}:(\d+)@@\r?\n"), timeout)
+            .wait_for(&format!(r"@@END{tag}:(\d+)@@\r?\n"), left())
             .with_context(what)?;
         Ok(ExecOutput {
             code: end.groups[0].as_deref().unwrap_or("").parse()?,
