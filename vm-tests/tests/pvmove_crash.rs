@@ -61,6 +61,11 @@ fn pvmove_cut_by_power_loss_resumes_after_reboot() {
     // The trap: exit status 0, nothing moved.
     let bare = c.exec("pvmove -i 1", T).unwrap();
     assert_eq!(bare.code, 0, "{}", bare.stderr_str());
+    assert!(
+        bare.stdout_str().contains("Skipping inactive LV"),
+        "{}",
+        bare.stdout_str()
+    );
     let left = sh(c, "lvm lvs -a --noheadings -o lv_name vg0");
     assert!(left.contains("[pvmove0]"), "{left}");
 
