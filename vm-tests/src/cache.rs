@@ -38,6 +38,7 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
     }
     fs::create_dir_all(&parent)
         .with_context(|| format!("creating cache directory {}", parent.display()))?;
+    remove_stale_builds(&parent, key);
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".tmp-{key}-"))
         .tempdir_in(&parent)
@@ -59,6 +60,24 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
                     done.display()
                 )
             })
+        }
+    }
+}
+
+/// Removes temporary build directories of `key` left by a process that was
+/// killed more than an hour ago (a kernel tree is 400 MB).
+fn remove_stale_builds(parent: &Path, key: &str) {
+    let prefix = format!(".tmp-{key}-");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+        if stale && e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_dir_all(e.path());
         }
     }
 }
@@ -99,7 +118,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // SAFETY: this test is the only one in the crate touching LUKSIFY_CACHE.
         unsafe { std::env::set_var("LUKSIFY_CACHE", dir.path()) };
+        // Leftovers of killed builds: one old enough to be abandoned, one
+        // that may belong to a build still running elsewhere.
+        let old = dir.path().join("k/.tmp-x-old");
+        let young = dir.path().join("k/.tmp-x-young");
+        fs::create_dir_all(&old).unwrap();
+        fs::create_dir_all(&young).unwrap();
+        luksify::sys::process::Cmd::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(&old)
+            .run()
+            .unwrap();
         let failed = entry("k", "x", |_| anyhow::bail!("interrupted"));
+        assert!(!old.exists() && young.exists());
+        fs::remove_dir(&young).unwrap();
         assert!(failed.is_err());
         assert!(
             !dir.path().join("k/x").exists(),

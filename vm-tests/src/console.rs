@@ -59,6 +59,7 @@ pub struct Console {
     /// Everything before this offset has been consumed by a match.
     cursor: usize,
     next_tag: u64,
+    attached: Instant,
     /// Extra text for error messages (QEMU's own stderr).
     diagnostics: Box<dyn Fn() -> String + Send>,
 }
@@ -99,6 +100,7 @@ impl Console {
             log_path: log_path.to_path_buf(),
             cursor: 0,
             next_tag: 0,
+            attached: Instant::now(),
             diagnostics,
         })
     }
@@ -114,8 +116,14 @@ impl Console {
         String::from_utf8_lossy(&s.buf[start..]).replace('\r', "")
     }
 
+    /// Puts a host-side note, stamped with seconds since the console
+    /// attached, into the log between the guest's output.
     fn note(&self, what: &str) {
-        let _ = write!(self.log.lock().unwrap(), "\n[vm-tests: {what}]\n");
+        let secs = self.attached.elapsed().as_secs_f64();
+        let _ = write!(
+            self.log.lock().unwrap(),
+            "\n[vm-tests +{secs:.1}s: {what}]\n"
+        );
     }
 
     /// Waits until `pattern` appears in output not yet consumed.
@@ -134,6 +142,8 @@ impl Console {
                     .map(|g| g.map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned()))
                     .collect();
                 self.cursor += whole.end();
+                drop(s);
+                self.note(&format!("matched {pattern:?}"));
                 return Ok(Match { before, groups });
             }
             let now = Instant::now();
@@ -242,14 +252,16 @@ impl Console {
              printf '@@%s@@\\n' ERR{tag}; base64 /tmp/.vm-e; printf '@@%s@@\\n' \"END{tag}:$r\""
         );
         self.send_line(&line)?;
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
         let what = || format!("running `{cmd}` in the guest");
-        self.wait_for(&format!(r"@@OUT{tag}@@\r?\n"), timeout)
+        self.wait_for(&format!(r"@@OUT{tag}@@\r?\n"), left())
             .with_context(what)?;
         let out = self
-            .wait_for(&format!(r"@@ERR{tag}@@\r?\n"), timeout)
+            .wait_for(&format!(r"@@ERR{tag}@@\r?\n"), left())
             .with_context(what)?;
         let end = self
-            .wait_for(&format!(r"@@END{tag}:(\d+)@@\r?\n"), timeout)
+            .wait_for(&format!(r"@@END{tag}:(\d+)@@\r?\n"), left())
             .with_context(what)?;
         Ok(ExecOutput {
             code: end.groups[0].as_deref().unwrap_or("").parse()?,

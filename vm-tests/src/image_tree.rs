@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -118,25 +117,39 @@ impl ImageTree {
         Ok(())
     }
 
+    /// The nodes of `self` that `base` lacks or has differently: what must
+    /// be laid over `base` to get `self`'s content.
+    pub fn without(&self, base: &ImageTree) -> ImageTree {
+        ImageTree {
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|(p, n)| base.nodes.get(*p) != Some(n))
+                .map(|(p, n)| (p.clone(), n.clone()))
+                .collect(),
+        }
+    }
+
     /// A digest of everything the tree would contain.
     pub fn digest(&self) -> Result<String> {
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
         for (path, node) in &self.nodes {
             h.update(path.as_os_str().as_encoded_bytes());
             h.update([0]);
             match node {
                 Node::File { src, mode } => {
-                    h.update(format!("F{mode:o}\0"));
-                    let mut f = fs::File::open(src)
-                        .with_context(|| format!("reading {}", src.display()))?;
-                    loop {
-                        let n = f.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        h.update(&buf[..n]);
-                    }
+                    // Host files are identified by path, size and mtime: a
+                    // package upgrade changes them, and hashing every byte
+                    // costs seconds in unoptimized test builds.
+                    let m =
+                        fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+                    h.update(format!(
+                        "F{mode:o}\0{}\0{}\0{}.{}\0",
+                        src.display(),
+                        m.len(),
+                        m.mtime(),
+                        m.mtime_nsec()
+                    ));
                 }
                 Node::Bytes { data, mode } => {
                     h.update(format!("B{mode:o}\0"));
@@ -198,19 +211,32 @@ mod tests {
         t.add_bytes("etc/x.conf", "a=1\n", 0o644).unwrap();
         t.add_dir("run").unwrap();
         let d1 = t.digest().unwrap();
-        fs::write(&src, "two").unwrap();
-        assert_ne!(d1, t.digest().unwrap(), "digest must see file content");
+        fs::write(&src, "three").unwrap();
+        assert_ne!(d1, t.digest().unwrap(), "digest must see a changed file");
 
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
         t.write_to(&out).unwrap();
-        assert_eq!(fs::read_to_string(out.join("bin/tool")).unwrap(), "two");
+        assert_eq!(fs::read_to_string(out.join("bin/tool")).unwrap(), "three");
         assert_eq!(
             fs::read_link(out.join("bin")).unwrap(),
             Path::new("usr/bin")
         );
         assert_eq!(fs::read_to_string(out.join("etc/x.conf")).unwrap(), "a=1\n");
         assert!(out.join("run").is_dir());
+    }
+
+    #[test]
+    fn overlay_keeps_only_what_the_base_lacks() {
+        let mut base = ImageTree::new();
+        base.add_bytes("etc/a", "1", 0o644).unwrap();
+        base.add_bytes("etc/b", "1", 0o644).unwrap();
+        let mut mine = base.clone();
+        mine.add_bytes("etc/b", "2", 0o644).unwrap();
+        mine.add_dir("new").unwrap();
+        let over = mine.without(&base);
+        let over: Vec<&Path> = over.paths().collect();
+        assert_eq!(over, [Path::new("etc/b"), Path::new("new")]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use luksify::sys::process::Cmd;
 use crate::guest_kernel::{GuestKernel, LIVE_MODULES};
 use crate::host_closure::{add_program, add_program_as, add_usr_merge_links, find_program};
 use crate::image_tree::ImageTree;
-use crate::{cache, cpio};
+use crate::{cache, cpio, logs};
 
 /// Programs taken from the host (with their libraries), by name.
 pub const TOOLS: &[&str] = &[
@@ -54,23 +54,68 @@ pub struct LiveEnv {
 
 /// Builds (or finds in the cache) the live environment for `kernel`, with
 /// `extra_programs` (e.g. a freshly built `luksify`) copied to /usr/bin.
+///
+/// The base image is cached by its inputs; extra programs change with
+/// every build, so they go into a small second archive appended to the base
+/// one (the kernel unpacks concatenated archives in order), written under
+/// the target directory rather than the cache.
 pub fn build(kernel: &GuestKernel, extra_programs: &[PathBuf]) -> Result<LiveEnv> {
-    let tree = tree(kernel, extra_programs)?;
-    let key = tree.digest()?;
+    let base_tree = tree(kernel)?;
+    let key = base_tree.digest()?;
     let dir = cache::entry("live-env", &key, |dir| {
         let staging = tempfile::tempdir_in(dir)?;
-        tree.write_to(staging.path())?;
+        base_tree.write_to(staging.path())?;
         cpio::pack_dir_gzip(staging.path(), &dir.join("initrd.gz"))
     })?;
+    let base = dir.join("initrd.gz");
+    let initrd = if extra_programs.is_empty() {
+        base
+    } else {
+        with_extras(&base, &key, &base_tree, extra_programs)?
+    };
     Ok(LiveEnv {
-        kernel: kernel.vmlinuz(),
-        initrd: dir.join("initrd.gz"),
+        kernel: kernel.vmlinux(),
+        initrd,
         append: "console=ttyS0 panic=-1 loglevel=4".into(),
     })
 }
 
-/// What the initramfs contains.
-pub fn tree(kernel: &GuestKernel, extra_programs: &[PathBuf]) -> Result<ImageTree> {
+/// `base` followed by an archive of `programs` and whatever libraries of
+/// theirs the base image lacks.
+fn with_extras(
+    base: &Path,
+    base_key: &str,
+    base_tree: &ImageTree,
+    programs: &[PathBuf],
+) -> Result<PathBuf> {
+    let mut extra = ImageTree::new();
+    for p in programs {
+        let name = p
+            .file_name()
+            .with_context(|| format!("extra program {} has no file name", p.display()))?;
+        add_program_as(&mut extra, p, &Path::new("usr/bin").join(name))?;
+    }
+    let extra = extra.without(base_tree);
+    let out_dir = logs::target_dir().join("vm-initrd");
+    std::fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join(format!("live-{base_key}-{}.gz", extra.digest()?));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let work = tempfile::tempdir_in(&out_dir)?;
+    let staging = work.path().join("tree");
+    std::fs::create_dir(&staging)?;
+    extra.write_to(&staging)?;
+    let extra_gz = work.path().join("extra.gz");
+    cpio::pack_dir_gzip(&staging, &extra_gz)?;
+    let mut joined = std::fs::read(base)?;
+    joined.extend(std::fs::read(&extra_gz)?);
+    luksify::sys::atomic_file::write_atomic(&out, &joined, 0o644)?;
+    Ok(out)
+}
+
+/// What the base initramfs contains.
+pub fn tree(kernel: &GuestKernel) -> Result<ImageTree> {
     let mut t = ImageTree::new();
     add_usr_merge_links(&mut t)?;
     add_busybox(&mut t)?;
@@ -87,12 +132,6 @@ pub fn tree(kernel: &GuestKernel, extra_programs: &[PathBuf]) -> Result<ImageTre
         if Path::new(lib).exists() {
             add_program(&mut t, Path::new(lib))?;
         }
-    }
-    for p in extra_programs {
-        let name = p
-            .file_name()
-            .with_context(|| format!("extra program {} has no file name", p.display()))?;
-        add_program_as(&mut t, p, &Path::new("usr/bin").join(name))?;
     }
 
     let mut modules = String::new();

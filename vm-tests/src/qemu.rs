@@ -12,6 +12,13 @@ use anyhow::{Context, Result, bail};
 use crate::console::Console;
 use crate::logs;
 
+static CHOICE: OnceLock<Accel> = OnceLock::new();
+
+/// The accelerator chosen by an earlier [`accel`] call in this process.
+pub fn probed_accel() -> Option<Accel> {
+    CHOICE.get().copied()
+}
+
 /// How the guest's CPU is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -22,7 +29,6 @@ pub enum Accel {
 /// KVM when it really works on this host (nested KVM often aborts QEMU),
 /// TCG otherwise. `LUKSIFY_VM_ACCEL=tcg|kvm` skips the probe.
 pub fn accel(probe_kernel: &Path) -> Accel {
-    static CHOICE: OnceLock<Accel> = OnceLock::new();
     *CHOICE.get_or_init(|| match std::env::var("LUKSIFY_VM_ACCEL").as_deref() {
         Ok("kvm") => Accel::Kvm,
         Ok("tcg") => Accel::Tcg,
@@ -102,6 +108,7 @@ pub struct GuestBuilder {
     disks: Vec<Disk>,
     memory_mib: u32,
     cpus: u32,
+    accel: Option<Accel>,
     extra_args: Vec<String>,
 }
 
@@ -116,6 +123,7 @@ impl GuestBuilder {
             disks: Vec::new(),
             memory_mib: 1024,
             cpus: 2,
+            accel: None,
             extra_args: Vec::new(),
         }
     }
@@ -156,6 +164,12 @@ impl GuestBuilder {
 
     pub fn memory_mib(mut self, mib: u32) -> Self {
         self.memory_mib = mib;
+        self
+    }
+
+    /// Forces an accelerator instead of probing for a working KVM.
+    pub fn accel(mut self, accel: Accel) -> Self {
+        self.accel = Some(accel);
         self
     }
 

@@ -1,5 +1,9 @@
-//! The live environment boots under QEMU and has working tools and modules.
+//! The live environment boots under QEMU, has working tools, modules and an
+//! extra program added by the caller; kill -9 leaves the disk image with
+//! what the guest had written.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use vm_tests::disk::{self, MIB};
@@ -8,15 +12,18 @@ use vm_tests::live_env::{self, PROMPT};
 use vm_tests::qemu::GuestBuilder;
 
 #[test]
-fn live_env_boots_and_has_its_tools() {
+fn live_env_boots_has_its_tools_and_survives_kill_9() {
     let t0 = Instant::now();
     let kernel = GuestKernel::debian_current().unwrap();
-    let live = live_env::build(&kernel, &[]).unwrap();
+    // GNU stat stands in for a freshly built luksify: a dynamic program
+    // the image would otherwise only have as a busybox applet.
+    let live = live_env::build(&kernel, &[PathBuf::from("/usr/bin/stat")]).unwrap();
     let built = t0.elapsed();
 
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("d.img");
     disk::create_sparse(&img, 64 * MIB).unwrap();
+    let empty = disk::sha256_file(&img).unwrap();
     let mut g = GuestBuilder::new("live-boot")
         .kernel(&live.kernel)
         .initrd(&live.initrd)
@@ -24,6 +31,7 @@ fn live_env_boots_and_has_its_tools() {
         .disk_with_serial(&img, "smoke")
         .start()
         .unwrap();
+    let started = t0.elapsed();
     let c = g.console();
     c.wait_for("luksify-live: ready", Duration::from_secs(120))
         .unwrap();
@@ -48,23 +56,38 @@ fn live_env_boots_and_has_its_tools() {
         "smoke"
     );
     let v = c
-        .exec(
-            "lvm version && cryptsetup --version && blkid -V && sfdisk -v && mke2fs -V",
-            t,
-        )
+        .exec("lvm version && cryptsetup --version && blkid -V && sfdisk -v && mke2fs -V && stat --version", t)
         .unwrap();
     assert_eq!(v.code, 0, "{}", v.stderr_str());
-    assert!(v.stdout_str().contains("LVM version"), "{}", v.stdout_str());
-    assert!(
-        v.stdout_str().contains("cryptsetup 2."),
-        "{}",
-        v.stdout_str()
-    );
+    let out = v.stdout_str() + &v.stderr_str();
+    for want in [
+        "LVM version",
+        "cryptsetup 2.",
+        "util-linux",
+        "mke2fs 1.4",
+        "GNU coreutils",
+    ] {
+        assert!(out.contains(want), "no {want:?} in: {out}");
+    }
     // A tool that reports a failure must come back as non-zero.
     assert_ne!(c.run("blkid -p /dev/vda", t).unwrap().0, 0);
-    g.poweroff(Duration::from_secs(30)).unwrap();
+
+    // Data the guest wrote reaches the image even if QEMU is killed right after.
+    c.run_ok(
+        "printf luksify-marker | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null",
+        t,
+    )
+    .unwrap();
+    g.kill_9().unwrap();
+    let mut f = std::fs::File::open(&img).unwrap();
+    let mut buf = [0u8; 14];
+    f.seek(SeekFrom::Start(512)).unwrap();
+    f.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"luksify-marker");
+    assert_ne!(disk::sha256_file(&img).unwrap(), empty);
     eprintln!(
-        "timings: kernel+live env ready {built:?}, shell ready {booted:?}, total {:?}",
-        t0.elapsed()
+        "timings: kernel+live env ready {built:?}, QEMU started {started:?}, shell ready {booted:?}, total {:?} ({:?})",
+        t0.elapsed(),
+        g.accel
     );
 }
