@@ -21,6 +21,18 @@ pub fn create_sparse(path: &Path, size: u64) -> Result<()> {
         .with_context(|| format!("sizing disk image {} to {size} bytes", path.display()))
 }
 
+/// Copies an image keeping its holes (and sharing blocks where the
+/// filesystem can), e.g. a cached prepared disk into a test's own copy.
+pub fn copy_sparse(src: &Path, dst: &Path) -> Result<()> {
+    Cmd::new("cp")
+        .args(["--sparse=always", "--reflink=auto"])
+        .arg(src)
+        .arg(dst)
+        .run()
+        .with_context(|| format!("copying disk image {} to {}", src.display(), dst.display()))?;
+    Ok(())
+}
+
 /// Hex sha256 of a whole file. Uses coreutils' sha256sum: the sha2 crate
 /// unoptimized (tests build in debug) manages only tens of MB/s, too slow
 /// for gigabyte images.
@@ -55,6 +67,16 @@ mod tests {
             "image should be sparse, has {} blocks",
             m.blocks()
         );
+        let copy = dir.path().join("copy.img");
+        copy_sparse(&p, &copy).unwrap();
+        let m = std::fs::metadata(&copy).unwrap();
+        assert_eq!(m.len(), 64 * MIB);
+        assert!(
+            m.blocks() < 64,
+            "copy should stay sparse, has {} blocks",
+            m.blocks()
+        );
+        assert_eq!(sha256_file(&copy).unwrap(), sha256_file(&p).unwrap());
         std::fs::write(&p, b"abc").unwrap();
         assert_eq!(
             sha256_file(&p).unwrap(),

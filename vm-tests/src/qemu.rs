@@ -96,6 +96,7 @@ fn kvm_boots(kernel: &Path) -> bool {
 struct Disk {
     path: PathBuf,
     serial: Option<String>,
+    snapshot: bool,
 }
 
 /// Describes a guest; [`GuestBuilder::start`] boots it.
@@ -149,6 +150,7 @@ impl GuestBuilder {
         self.disks.push(Disk {
             path: path.into(),
             serial: None,
+            snapshot: false,
         });
         self
     }
@@ -158,6 +160,18 @@ impl GuestBuilder {
         self.disks.push(Disk {
             path: path.into(),
             serial: Some(serial.to_string()),
+            snapshot: false,
+        });
+        self
+    }
+
+    /// Adds a disk whose writes go to a throw-away overlay: the image file
+    /// (e.g. a cached, prepared target disk) stays untouched.
+    pub fn disk_snapshot(mut self, path: impl Into<PathBuf>, serial: &str) -> Self {
+        self.disks.push(Disk {
+            path: path.into(),
+            serial: Some(serial.to_string()),
+            snapshot: true,
         });
         self
     }
@@ -214,8 +228,9 @@ impl GuestBuilder {
         for (i, d) in self.disks.iter().enumerate() {
             a.push("-drive".into());
             a.push(format!(
-                "file={},if=none,id=d{i},format=raw,cache=unsafe",
-                d.path.display().to_string().replace(',', ",,")
+                "file={},if=none,id=d{i},format=raw,cache=unsafe{}",
+                d.path.display().to_string().replace(',', ",,"),
+                if d.snapshot { ",snapshot=on" } else { "" }
             ));
             a.push("-device".into());
             let mut dev = format!("virtio-blk-pci,drive=d{i}");
@@ -378,6 +393,7 @@ mod tests {
             .append("console=ttyS0")
             .disk("/a,b.img")
             .disk_with_serial("/c.img", "spare")
+            .disk_snapshot("/base.img", "base")
             .args(Accel::Tcg);
         let s = args.join(" ");
         assert!(s.starts_with("-accel tcg -cpu max -smp 2 -m 1024"), "{s}");
@@ -386,6 +402,11 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("virtio-blk-pci,drive=d1,serial=spare"), "{s}");
+        assert!(
+            s.contains("file=/base.img,if=none,id=d2,format=raw,cache=unsafe,snapshot=on"),
+            "{s}"
+        );
+        assert!(!s.contains("id=d1,format=raw,cache=unsafe,snapshot"), "{s}");
         assert!(
             s.contains("-kernel /k -initrd /i -append console=ttyS0"),
             "{s}"

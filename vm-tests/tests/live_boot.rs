@@ -24,11 +24,15 @@ fn live_env_boots_has_its_tools_and_survives_kill_9() {
     let img = dir.path().join("d.img");
     disk::create_sparse(&img, 64 * MIB).unwrap();
     let empty = disk::sha256_file(&img).unwrap();
+    let base = dir.path().join("base.img");
+    disk::create_sparse(&base, 16 * MIB).unwrap();
+    let base_sum = disk::sha256_file(&base).unwrap();
     let mut g = GuestBuilder::new("live-boot")
         .kernel(&live.kernel)
         .initrd(&live.initrd)
         .append(&live.append)
         .disk_with_serial(&img, "smoke")
+        .disk_snapshot(&base, "base")
         .start()
         .unwrap();
     let started = t0.elapsed();
@@ -72,6 +76,11 @@ fn live_env_boots_has_its_tools_and_survives_kill_9() {
     // A tool that reports a failure must come back as non-zero.
     assert_ne!(c.run("blkid -p /dev/vda", t).unwrap().0, 0);
 
+    // A snapshot disk takes writes, but only into QEMU's overlay.
+    c.run_ok("printf overlay | dd of=/dev/vdb conv=fsync 2>/dev/null", t)
+        .unwrap();
+    assert_eq!(c.run_ok("head -c 7 /dev/vdb", t).unwrap(), "overlay");
+
     // Data the guest wrote reaches the image even if QEMU is killed right after.
     c.run_ok(
         "printf luksify-marker | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null",
@@ -85,6 +94,7 @@ fn live_env_boots_has_its_tools_and_survives_kill_9() {
     f.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"luksify-marker");
     assert_ne!(disk::sha256_file(&img).unwrap(), empty);
+    assert_eq!(disk::sha256_file(&base).unwrap(), base_sum);
     eprintln!(
         "timings: kernel+live env ready {built:?}, QEMU started {started:?}, shell ready {booted:?}, total {:?} ({:?})",
         t0.elapsed(),
