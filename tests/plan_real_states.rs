@@ -115,3 +115,33 @@ fn dashed_vg_name_is_kept_whole() {
         p.notes[0]
     );
 }
+
+#[test]
+fn real_pvmove_after_a_crash_activates_without_polling_then_resumes() {
+    let mut s = common::real("pvmove-after-crash");
+    assert!(
+        s.lvm
+            .lvs
+            .iter()
+            .filter(|l| l.is_public())
+            .all(|l| !l.active),
+        "nothing active after the reboot"
+    );
+    tag_as_ours(&mut s);
+    let p = plan::plan(&s, &choices()).unwrap();
+    // The trap: a bare pvmove on an inactive VG exits 0 having moved nothing.
+    assert!(
+        matches!(&p.steps[0].action, Action::Command { argv, .. }
+        if argv == &["lvm", "vgchange", "-ay", "--poll", "n", "vg0"]),
+        "{:?}",
+        p.steps[0]
+    );
+    assert!(
+        matches!(p.steps[1].action, Action::PvMove { source: None, .. }),
+        "{:?}",
+        p.steps[1]
+    );
+    assert!(p.steps[1].expect.contains(&plan::Check::PvEmpty {
+        pv: "/dev/vda2".into()
+    }));
+}

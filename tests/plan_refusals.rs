@@ -32,7 +32,7 @@ fn no_root_lv() {
     assert!(matches!(r, Refusal::NoRootLv { .. }));
     let msg = r.to_string();
     assert!(msg.contains("inactive: vg0/root"), "{msg}");
-    assert!(msg.contains("vgchange -ay"), "{msg}");
+    assert!(msg.contains("vgchange -ay --poll n"), "{msg}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 #[serde(tag = "refusal", rename_all = "snake_case")]
 pub enum Refusal {
     #[error(
-        "no root filesystem was found on an active logical volume{detail}. Activate the volume group (`vgchange -ay VG`) and make sure its root LV holds an /etc/fstab with a `/` entry, or name the VG with --vg"
+        "no root filesystem was found on an active logical volume{detail}. Activate the volume group without restarting an interrupted move (`vgchange -ay --poll n VG`) and make sure its root LV holds an /etc/fstab with a `/` entry, or name the VG with --vg"
     )]
     NoRootLv { detail: String },
 
