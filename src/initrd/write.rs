@@ -9,14 +9,15 @@
 //!   old one; a directory over a directory keeps it and applies mode and owner.
 //!   Removals cannot be expressed at all. When a change cannot be expressed, we rewrite.
 //! - **rewrite**: entries of the main (last compressed) segment are replaced in place,
-//!   new ones go before its trailer, entries of the same name elsewhere are dropped,
+//!   new ones go before its trailer, entries of the same name in other segments are
+//!   dropped unless the kernel replaces them by ours anyway (then they stay, and so
+//!   their segment stays byte-identical); records are streamed into the compressor,
 //!   and only the segments that changed are re-encoded; the others are copied.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 
 use serde::Serialize;
-
-use std::io::Write;
 
 use super::compression::{CompressOptions, Compression, Encoder};
 use super::cpio::newc::{self, CpioFormat, Header};
