@@ -178,6 +178,8 @@ fn read_limited<R: Read>(r: &mut R, limit: u64) -> Result<Vec<u8>, DecodeError> 
     if out.len() as u64 > limit {
         return Err(DecodeError::TooLarge);
     }
+    // Doubling left up to half the buffer unused; it lives as long as the image.
+    out.shrink_to_fit();
     Ok(out)
 }
 
