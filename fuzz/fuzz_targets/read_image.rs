@@ -24,16 +24,55 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut edited = img.clone();
-    if edited.add_file("luksify/fuzz", b"x".to_vec(), 0o644).is_err() {
+    if edited
+        .add_file("luksify/fuzz", b"x".to_vec(), 0o644)
+        .is_err()
+    {
         return; // e.g. "luksify" is a file in this image
     }
     for mode in [WriteMode::Auto, WriteMode::Rewrite] {
-        let w = write(&edited, &WriteOptions { mode, ..WriteOptions::default() }).expect("write");
+        let w = write(
+            &edited,
+            &WriteOptions {
+                mode,
+                ..WriteOptions::default()
+            },
+        )
+        .expect("write");
         let back = Image::parse_with(w.bytes, &opts).expect("our own output must read back");
-        let node = back.lookup("luksify/fuzz").expect("valid path").expect("injected file present");
+        let node = back
+            .lookup("luksify/fuzz")
+            .expect("valid path")
+            .expect("injected file present");
         assert_eq!(node.data(), b"x");
     }
+    // Removing an existing entry (hard-link sets re-linked, a rewrite) must stick.
+    let victim = img
+        .segments()
+        .iter()
+        .flat_map(|s| s.entries.iter())
+        .filter(|e| !e.is_trailer())
+        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+        .find(|n| img.lookup(n).is_ok_and(|node| node.is_some()));
+    if let Some(victim) = victim {
+        let mut edited = img.clone();
+        if edited.remove(&victim).unwrap_or(false) {
+            let w = write(&edited, &WriteOptions::default()).expect("write");
+            let back = Image::parse_with(w.bytes, &opts).expect("our own output must read back");
+            assert!(
+                back.lookup(&victim).expect("valid path").is_none(),
+                "{victim:?} still there"
+            );
+        }
+    }
     // No edit: both writers give back the input bytes exactly.
-    let same = write(&img, &WriteOptions { mode: WriteMode::Rewrite, ..WriteOptions::default() }).expect("write");
+    let same = write(
+        &img,
+        &WriteOptions {
+            mode: WriteMode::Rewrite,
+            ..WriteOptions::default()
+        },
+    )
+    .expect("write");
     assert_eq!(same.bytes, data);
 });

@@ -121,13 +121,13 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
         }),
         Compression::Gzip => {
             let mut d = flate2::bufread::GzDecoder::new(input);
-            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let data = read_limited(&mut d, limit)?;
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
         Compression::Bzip2 => {
             let mut d = bzip2::bufread::BzDecoder::new(input);
-            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let data = read_limited(&mut d, limit)?;
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
@@ -144,7 +144,7 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
             }
             .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
             let mut d = liblzma::bufread::XzDecoder::new_stream(input, stream);
-            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let data = read_limited(&mut d, limit)?;
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
@@ -152,7 +152,7 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
             let mut d = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| DecodeError::Corrupt(e.to_string()))?
                 .single_frame();
-            let data = read_limited(&mut d, limit, input.len().saturating_mul(4))?;
+            let data = read_limited(&mut d, limit)?;
             let rest = d.finish();
             Ok(consumed(input, rest, data))
         }
@@ -168,16 +168,18 @@ fn consumed(input: &[u8], rest: &[u8], data: Vec<u8>) -> Decoded {
     }
 }
 
-fn read_limited<R: Read>(r: &mut R, limit: u64, hint: usize) -> Result<Vec<u8>, DecodeError> {
-    // Growing by doubling copies the image several times; reserving a guess costs
-    // only address space until it is written.
-    let mut out = Vec::with_capacity(hint.min(limit.min(1 << 30) as usize));
+fn read_limited<R: Read>(r: &mut R, limit: u64) -> Result<Vec<u8>, DecodeError> {
+    // No up-front reservation from a size guess: read_to_end zero-fills what it is
+    // given, so a generous guess costs real memory (measured: +40 MB on a 54 MB image).
+    let mut out = Vec::new();
     r.take(limit.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if out.len() as u64 > limit {
         return Err(DecodeError::TooLarge);
     }
+    // Doubling left up to half the buffer unused; it lives as long as the image.
+    out.shrink_to_fit();
     Ok(out)
 }
 
@@ -203,85 +205,139 @@ impl Default for CompressOptions {
 
 /// Compresses `data` into one stream the kernel can unpack.
 pub fn compress(c: Compression, data: &[u8], opts: CompressOptions) -> std::io::Result<Vec<u8>> {
-    compress_onto(c, data, opts, Vec::new())
+    let mut e = Encoder::new(c, opts, Vec::new())?;
+    e.write_all(data)?;
+    e.finish()
 }
 
-/// Like [`compress`], appending the stream to `out` (saves a copy of the whole
-/// image when writing).
-pub fn compress_onto(
-    c: Compression,
-    data: &[u8],
-    opts: CompressOptions,
-    mut out: Vec<u8>,
-) -> std::io::Result<Vec<u8>> {
-    let io_err = |e: liblzma::stream::Error| std::io::Error::other(e.to_string());
-    match c {
-        Compression::None => {
-            out.extend_from_slice(data);
-            Ok(out)
-        }
-        Compression::Gzip => {
-            let level = opts.level.unwrap_or(6).clamp(1, 9) as u32;
-            let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
-            e.write_all(data)?;
-            e.finish()
-        }
-        Compression::Bzip2 => {
-            let level = opts.level.unwrap_or(9).clamp(1, 9) as u32;
-            let mut e = bzip2::write::BzEncoder::new(out, bzip2::Compression::new(level));
-            e.write_all(data)?;
-            e.finish()
-        }
-        Compression::Xz => {
-            let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
-            // The kernel's XZ decoder only verifies CRC32 (or none): never CRC64.
-            let stream = if opts.threads > 1 {
-                liblzma::stream::MtStreamBuilder::new()
-                    .threads(opts.threads)
-                    .preset(preset)
-                    .check(liblzma::stream::Check::Crc32)
-                    .encoder()
-                    .map_err(io_err)?
-            } else {
-                liblzma::stream::Stream::new_easy_encoder(preset, liblzma::stream::Check::Crc32)
-                    .map_err(io_err)?
-            };
-            encode_with_stream(stream, data, out)
-        }
-        Compression::Lzma => {
-            let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
-            let lo = liblzma::stream::LzmaOptions::new_preset(preset).map_err(io_err)?;
-            let stream = liblzma::stream::Stream::new_lzma_encoder(&lo).map_err(io_err)?;
-            encode_with_stream(stream, data, out)
-        }
-        Compression::Zstd => {
-            let level = opts.level.unwrap_or(3).clamp(1, 19);
-            let mut e = zstd::stream::write::Encoder::new(out, level)?;
-            if opts.threads > 1 {
-                e.multithread(opts.threads)?;
+/// A compressor that appends one stream to an output buffer as data is written
+/// to it, so an archive is never held uncompressed and compressed at once
+/// (lz4 legacy and lzo, our own framings, still collect their input first).
+pub enum Encoder {
+    Plain(Vec<u8>),
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Bzip2(bzip2::write::BzEncoder<Vec<u8>>),
+    Lzma(liblzma::write::XzEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    Collect {
+        c: Compression,
+        level: i32,
+        input: Vec<u8>,
+        out: Vec<u8>,
+    },
+}
+
+impl Encoder {
+    /// Starts a stream of compression `c` appended to `out`.
+    pub fn new(c: Compression, opts: CompressOptions, out: Vec<u8>) -> std::io::Result<Encoder> {
+        let io_err = |e: liblzma::stream::Error| std::io::Error::other(e.to_string());
+        Ok(match c {
+            Compression::None => Encoder::Plain(out),
+            Compression::Gzip => {
+                let level = opts.level.unwrap_or(6).clamp(1, 9) as u32;
+                Encoder::Gzip(flate2::write::GzEncoder::new(
+                    out,
+                    flate2::Compression::new(level),
+                ))
             }
-            e.write_all(data)?;
-            e.finish()
-        }
-        Compression::Lz4 => {
-            out.extend_from_slice(&lz4_legacy::encode(data));
-            Ok(out)
-        }
-        Compression::Lzo => {
-            out.extend_from_slice(&lzop::encode(data, opts.level.unwrap_or(3)));
-            Ok(out)
+            Compression::Bzip2 => {
+                let level = opts.level.unwrap_or(9).clamp(1, 9) as u32;
+                Encoder::Bzip2(bzip2::write::BzEncoder::new(
+                    out,
+                    bzip2::Compression::new(level),
+                ))
+            }
+            Compression::Xz => {
+                let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
+                // The kernel's XZ decoder only verifies CRC32 (or none): never CRC64.
+                let stream = if opts.threads > 1 {
+                    liblzma::stream::MtStreamBuilder::new()
+                        .threads(opts.threads)
+                        .preset(preset)
+                        .check(liblzma::stream::Check::Crc32)
+                        .encoder()
+                        .map_err(io_err)?
+                } else {
+                    liblzma::stream::Stream::new_easy_encoder(preset, liblzma::stream::Check::Crc32)
+                        .map_err(io_err)?
+                };
+                Encoder::Lzma(liblzma::write::XzEncoder::new_stream(out, stream))
+            }
+            Compression::Lzma => {
+                let preset = opts.level.unwrap_or(6).clamp(0, 9) as u32;
+                let lo = liblzma::stream::LzmaOptions::new_preset(preset).map_err(io_err)?;
+                let stream = liblzma::stream::Stream::new_lzma_encoder(&lo).map_err(io_err)?;
+                Encoder::Lzma(liblzma::write::XzEncoder::new_stream(out, stream))
+            }
+            Compression::Zstd => {
+                let level = opts.level.unwrap_or(3).clamp(1, 19);
+                let mut e = zstd::stream::write::Encoder::new(out, level)?;
+                if opts.threads > 1 {
+                    e.multithread(opts.threads)?;
+                }
+                Encoder::Zstd(e)
+            }
+            Compression::Lz4 | Compression::Lzo => Encoder::Collect {
+                c,
+                level: opts.level.unwrap_or(3),
+                input: Vec::new(),
+                out,
+            },
+        })
+    }
+
+    /// Ends the stream; returns the output buffer with the stream appended.
+    pub fn finish(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Encoder::Plain(out) => Ok(out),
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Bzip2(e) => e.finish(),
+            Encoder::Lzma(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Collect {
+                c,
+                level,
+                input,
+                mut out,
+            } => {
+                let stream = if c == Compression::Lz4 {
+                    lz4_legacy::encode(&input)
+                } else {
+                    lzop::encode(&input, level)
+                };
+                out.extend_from_slice(&stream);
+                Ok(out)
+            }
         }
     }
 }
 
-fn encode_with_stream(
-    stream: liblzma::stream::Stream,
-    data: &[u8],
-    out: Vec<u8>,
-) -> std::io::Result<Vec<u8>> {
-    let mut e = liblzma::write::XzEncoder::new_stream(out, stream);
-    e.write_all(data)?;
-    e.finish()
+impl Write for Encoder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoder::Plain(out) => out.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Bzip2(e) => e.write(buf),
+            Encoder::Lzma(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Collect { input, .. } => input.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Encoder::Plain(out) => out.write_all(buf),
+            Encoder::Gzip(e) => e.write_all(buf),
+            Encoder::Bzip2(e) => e.write_all(buf),
+            Encoder::Lzma(e) => e.write_all(buf),
+            Encoder::Zstd(e) => e.write_all(buf),
+            Encoder::Collect { input, .. } => input.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -363,7 +363,28 @@ impl Image {
     }
 
     /// Adds a directory with its parents; an existing directory gets the new mode.
+    /// A symlink to a directory (`lib -> usr/lib`) is left alone, like `mkdir -p`
+    /// does: replacing it would break a usr-merged image.
     pub fn add_dir(&mut self, p: &str, perm: u32) -> Result<Vec<u8>, ArchiveError> {
+        let name = self.resolve(p)?;
+        if self
+            .node_at(&name)
+            .is_some_and(|n| n.kind() == Kind::Symlink)
+        {
+            let inside = self.resolve(&format!("{p}/x"))?;
+            let target = path::parent(&inside).to_vec();
+            if self.node_at(&target).is_some_and(|n| n.kind() == Kind::Dir) {
+                return Ok(target);
+            }
+            if !target.is_empty() && self.node_at(&target).is_none() {
+                // Dangling: make the directory it points to, as unpacking through it would.
+                return self.add(
+                    &String::from_utf8_lossy(&target),
+                    S_IFDIR | (perm & !S_IFMT),
+                    Vec::new(),
+                );
+            }
+        }
         self.add(p, S_IFDIR | (perm & !S_IFMT), Vec::new())
     }
 
@@ -479,6 +500,17 @@ pub(crate) mod tests {
         assert!(
             matches!(img.changes().get(b"usr/bin".as_slice()), Some(Change::Put(n)) if n.kind() == Kind::Dir)
         );
+    }
+
+    #[test]
+    fn add_dir_on_a_symlink_to_a_directory_keeps_the_symlink() {
+        let mut img = Image::parse(sample_cpio()).unwrap();
+        assert_eq!(img.add_dir("lib", 0o755).unwrap(), b"usr/lib");
+        assert!(img.changes().is_empty());
+        // A dangling symlink to a directory gets its target made.
+        assert_eq!(img.add_dir("bin", 0o755).unwrap(), b"usr/bin");
+        assert_eq!(img.lookup("bin").unwrap().unwrap().kind(), Kind::Symlink);
+        assert_eq!(img.lookup("usr/bin").unwrap().unwrap().kind(), Kind::Dir);
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //!   old one; a directory over a directory keeps it and applies mode and owner.
 //!   Removals cannot be expressed at all. When a change cannot be expressed, we rewrite.
 //! - **rewrite**: entries of the main (last compressed) segment are replaced in place,
-//!   new ones go before its trailer, entries of the same name elsewhere are dropped,
+//!   new ones go before its trailer, entries of the same name in other segments are
+//!   dropped unless the kernel replaces them by ours anyway (then they stay, and so
+//!   their segment stays byte-identical); records are streamed into the compressor,
 //!   and only the segments that changed are re-encoded; the others are copied.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 
 use serde::Serialize;
 
-use super::compression::{self, CompressOptions, Compression};
+use super::compression::{CompressOptions, Compression, Encoder};
 use super::cpio::newc::{self, CpioFormat, Header};
-use super::cpio::{Body, Entry, Kind};
+use super::cpio::{Entry, Kind};
 use super::error::ArchiveError;
 use super::image::{Change, Image, Loc, NewEntry};
 use super::path::normalize_archive_name;
@@ -167,14 +170,8 @@ fn new_header(format: CpioFormat, n: &NewEntry) -> Header {
     }
 }
 
-fn compress_onto(
-    c: Compression,
-    data: &[u8],
-    opts: &WriteOptions,
-    out: Vec<u8>,
-) -> Result<Vec<u8>, ArchiveError> {
-    compression::compress_onto(c, data, opts.compress, out)
-        .map_err(|e| ArchiveError::Write(format!("{c} compression failed: {e}")))
+fn compression_failed(c: Compression) -> impl Fn(std::io::Error) -> ArchiveError {
+    move |e| ArchiveError::Write(format!("{c} compression failed: {e}"))
 }
 
 /// Original bytes, zero padding to a 4-byte boundary, one new segment.
@@ -201,18 +198,21 @@ pub fn overlay(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
             .find(|c| *c != Compression::None)
             .unwrap_or(Compression::None)
     });
-    let mut cpio = Vec::new();
+    out.resize(out.len().next_multiple_of(4), 0);
+    let failed = compression_failed(c);
+    let mut enc = Encoder::new(c, opts.compress, out).map_err(&failed)?;
     for (name, n) in puts {
-        newc::encode_record(&new_header(main.format, n), name, &n.data, &mut cpio);
+        newc::write_record(&new_header(main.format, n), name, &n.data, &mut enc)
+            .map_err(&failed)?;
     }
-    newc::encode_record(
+    newc::write_record(
         &newc::trailer_header(main.format),
         newc::TRAILER,
         b"",
-        &mut cpio,
-    );
-    out.resize(out.len().next_multiple_of(4), 0);
-    compress_onto(c, &cpio, opts, out)
+        &mut enc,
+    )
+    .map_err(&failed)?;
+    enc.finish().map_err(&failed)
 }
 
 /// What happens to one original entry in a rewrite.
@@ -292,8 +292,11 @@ pub fn rewrite(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
             .any(|ei| !matches!(fates.get(&(si, ei)), None | Some(Fate::Keep)));
         let dirty = touched || (si == main && (!appended.is_empty() || target != seg.compression));
         if dirty {
-            let cpio = encode_segment(image, si, &fates, if si == main { &appended } else { &[] });
-            out = compress_onto(target, &cpio, opts, out)?;
+            let failed = compression_failed(target);
+            let mut enc = Encoder::new(target, opts.compress, out).map_err(&failed)?;
+            let extra = if si == main { &appended[..] } else { &[] };
+            encode_segment(image, si, &fates, extra, &mut enc).map_err(&failed)?;
+            out = enc.finish().map_err(&failed)?;
         } else {
             let start = seg.offset as usize;
             out.extend_from_slice(&image.raw()[start..start + seg.length as usize]);
@@ -360,31 +363,25 @@ fn relink_hard_link_sets<'a>(image: &'a Image, fates: &mut HashMap<(usize, usize
     }
 }
 
-fn encode_segment(
+fn encode_segment<W: Write>(
     image: &Image,
     si: usize,
     fates: &HashMap<(usize, usize), Fate>,
     appended: &[(&[u8], &NewEntry)],
-) -> Vec<u8> {
+    w: &mut W,
+) -> std::io::Result<()> {
     let seg = &image.segments()[si];
     let last_trailer = seg.entries.iter().rposition(Entry::is_trailer);
-    let mut out = Vec::with_capacity(
-        seg.data.len()
-            + appended
-                .iter()
-                .map(|(_, n)| n.data.len() + 256)
-                .sum::<usize>(),
-    );
     for (ei, e) in seg.entries.iter().enumerate() {
         if Some(ei) == last_trailer {
             for (name, n) in appended {
-                newc::encode_record(&new_header(seg.format, n), name, &n.data, &mut out);
+                newc::write_record(&new_header(seg.format, n), name, &n.data, w)?;
             }
         }
         match fates.get(&(si, ei)) {
             None | Some(Fate::Keep) => match seg.record_bytes(e) {
-                Some(b) => out.extend_from_slice(b),
-                None => newc::encode_record(&e.header, &e.name, seg.entry_data(e), &mut out),
+                Some(b) => w.write_all(b)?,
+                None => newc::write_record(&e.header, &e.name, seg.entry_data(e), w)?,
             },
             Some(Fate::Drop) => {}
             Some(Fate::Replace(n)) => {
@@ -392,20 +389,16 @@ fn encode_segment(
                 if n.kind() == Kind::Dir {
                     h.nlink = e.header.nlink.max(2);
                 }
-                newc::encode_record(&h, &e.name, &n.data, &mut out);
+                newc::write_record(&h, &e.name, &n.data, w)?;
             }
             Some(Fate::Relink { nlink, data }) => {
                 let mut h = e.header;
                 h.nlink = *nlink;
-                newc::encode_record(&h, &e.name, data, &mut out);
+                newc::write_record(&h, &e.name, data, w)?;
             }
         }
     }
-    debug_assert!(matches!(
-        seg.entries.last().map(|e| &e.body),
-        Some(Body::Original { .. })
-    ));
-    out
+    Ok(())
 }
 
 /// Names (normalized) present in the image after changes; used by tests and verify.

@@ -204,6 +204,16 @@ pub fn checksum(data: &[u8]) -> u32 {
 /// Appends a complete record; name size, file size and (for crc) check are
 /// computed from `name` and `data`, the rest taken from `h`.
 pub fn encode_record(h: &Header, name: &[u8], data: &[u8], out: &mut Vec<u8>) {
+    write_record(h, name, data, out).expect("writing to a Vec cannot fail");
+}
+
+/// Writes a complete record as [`encode_record`] does, to any writer (a compressor).
+pub fn write_record<W: std::io::Write>(
+    h: &Header,
+    name: &[u8],
+    data: &[u8],
+    w: &mut W,
+) -> std::io::Result<()> {
     let mut h = *h;
     h.namesize = name.len() as u32 + 1;
     h.filesize = data.len() as u32;
@@ -211,12 +221,14 @@ pub fn encode_record(h: &Header, name: &[u8], data: &[u8], out: &mut Vec<u8>) {
         CpioFormat::Newc => 0,
         CpioFormat::Crc => checksum(data),
     };
-    encode_header(&h, out);
-    out.extend_from_slice(name);
-    out.push(0);
-    out.resize(out.len() + pad4(HEADER_LEN + name.len() + 1), 0);
-    out.extend_from_slice(data);
-    out.resize(out.len() + pad4(data.len()), 0);
+    let mut head = Vec::with_capacity(HEADER_LEN + name.len() + 4);
+    encode_header(&h, &mut head);
+    head.extend_from_slice(name);
+    head.push(0);
+    head.resize(head.len() + pad4(HEADER_LEN + name.len() + 1), 0);
+    w.write_all(&head)?;
+    w.write_all(data)?;
+    w.write_all(&[0u8; 3][..pad4(data.len())])
 }
 
 pub fn trailer_header(format: CpioFormat) -> Header {
