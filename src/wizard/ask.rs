@@ -90,6 +90,45 @@ impl Asker {
     }
 }
 
+/// The terminal settings from before the first question, so Ctrl-C during a
+/// no-echo passphrase prompt does not leave the terminal silent.
+static SAVED_TERMIOS: std::sync::OnceLock<nix::libc::termios> = std::sync::OnceLock::new();
+
+extern "C" fn on_sigint(_: nix::libc::c_int) {
+    const MSG: &[u8] = b"\r\nluksify: interrupted at a question; nothing was written\r\n";
+    // Only async-signal-safe calls here: tcsetattr, write, _exit.
+    unsafe {
+        if let Some(t) = SAVED_TERMIOS.get() {
+            nix::libc::tcsetattr(0, nix::libc::TCSANOW, t);
+        }
+        nix::libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        nix::libc::_exit(crate::wizard::EXIT_INTERRUPTED);
+    }
+}
+
+/// While questions are asked, Ctrl-C (delivered as SIGINT when the terminal
+/// is in line mode) ends luksify with a clear message; nothing has been
+/// written yet. Before the run starts the default behaviour comes back, so an
+/// interrupt then reaches pvmove and luksify as usual.
+pub fn questions_interruptible(on: bool) {
+    if on && SAVED_TERMIOS.get().is_none() {
+        let mut t = std::mem::MaybeUninit::<nix::libc::termios>::uninit();
+        // SAFETY: tcgetattr fills the struct when it returns 0.
+        if unsafe { nix::libc::tcgetattr(0, t.as_mut_ptr()) } == 0 {
+            let _ = SAVED_TERMIOS.set(unsafe { t.assume_init() });
+        }
+    }
+    let handler = if on {
+        on_sigint as *const () as nix::libc::sighandler_t
+    } else {
+        nix::libc::SIG_DFL
+    };
+    // SAFETY: the handler only makes async-signal-safe calls.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGINT, handler);
+    }
+}
+
 fn interrupted(e: dialoguer::Error) -> anyhow::Error {
     let dialoguer::Error::IO(io) = e;
     if io.kind() == std::io::ErrorKind::Interrupted {

@@ -41,6 +41,7 @@ fn converse(a: &MigrateArgs) -> Result<i32> {
         None => probe_machine()?,
     };
     let ask = Asker::new(a.yes);
+    ask::questions_interruptible(true);
     let mut choices = a.choices.to_choices();
     let Some(target) = &snap.target else {
         // The planner explains why no root was found.
@@ -110,6 +111,7 @@ fn converse(a: &MigrateArgs) -> Result<i32> {
         );
         return Ok(exit::OK);
     }
+    ask::questions_interruptible(false);
     let header_backup = choices.header_backup.clone().unwrap_or_default();
     if let Some(dir) = std::path::Path::new(&header_backup).parent() {
         std::fs::create_dir_all(dir)
