@@ -95,6 +95,7 @@ fn spare_keep_with_every_question_answered() {
     p.exp_string("root               500 MiB  ext4  <- root filesystem")
         .unwrap();
     p.exp_string("The live system runs from /dev/sdz").unwrap();
+    p.exp_string("it needs at least 565 MiB").unwrap();
 
     // Spare: ineligible disks are explained, not offered.
     p.exp_string("not offered: /dev/vda (it holds volume group vg0 (/dev/vda2), the installed system's /boot (/dev/vda1))").unwrap();
@@ -119,7 +120,7 @@ fn spare_keep_with_every_question_answered() {
     p.send_line("1").unwrap();
 
     // Strategy, with bytes and the assumed speed.
-    p.exp_string("times assume an assumed read speed of 100 MiB/s")
+    p.exp_string("times assume a read speed of 100 MiB/s, assumed: nothing was measured")
         .unwrap();
     p.exp_string("spare-return: move the data to /dev/vdb")
         .unwrap();
@@ -210,7 +211,8 @@ fn spare_return_then_wrong_confirmation_does_nothing() {
         &snap,
         false,
     );
-    p.exp_string("times assume 50 MiB/s as given").unwrap();
+    p.exp_string("times assume a read speed of 50 MiB/s, as given")
+        .unwrap();
     p.exp_string("moves 1.1 GiB (about 45 s)").unwrap();
     p.exp_string("Strategy (1, 2 or its name)").unwrap();
     p.send_line("3").unwrap();

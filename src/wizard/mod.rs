@@ -160,7 +160,10 @@ fn choose_spare(
     }
     let cands = eligible::spare_candidates(snap, vg, &choices.luks);
     let offered: Vec<&eligible::Candidate> = cands.iter().filter(|c| c.why_not.is_none()).collect();
-    println!("\nThe spare disk holds the data while it moves.");
+    println!(
+        "\nThe spare disk holds the data while it moves; it needs at least {} MiB.",
+        eligible::needed_bytes(snap, vg).div_ceil(1 << 20)
+    );
     for c in cands.iter().filter(|c| c.why_not.is_some()) {
         println!(
             "  not offered: {} ({})",
@@ -307,12 +310,15 @@ fn choose_strategy(
 fn read_speed(a: &MigrateArgs, snap: &Snapshot, vg: &str) -> (f64, String) {
     let mib = f64::from(1u32 << 20);
     if let Some(s) = a.read_speed {
-        return (f64::from(s) * mib, format!("{s} MiB/s as given"));
+        return (
+            f64::from(s) * mib,
+            format!("a read speed of {s} MiB/s, as given"),
+        );
     }
     let assumed = (
         f64::from(estimate::ASSUMED_READ_MIB_S) * mib,
         format!(
-            "an assumed read speed of {} MiB/s",
+            "a read speed of {} MiB/s, assumed: nothing was measured",
             estimate::ASSUMED_READ_MIB_S
         ),
     );
@@ -325,7 +331,11 @@ fn read_speed(a: &MigrateArgs, snap: &Snapshot, vg: &str) -> (f64, String) {
     match estimate::sample_read_speed(std::path::Path::new(&pv.path)) {
         Ok(bps) => (
             bps,
-            format!("{:.0} MiB/s, just measured on {}", bps / mib, pv.path),
+            format!(
+                "a read speed of {:.0} MiB/s, just measured on {}",
+                bps / mib,
+                pv.path
+            ),
         ),
         Err(_) => assumed,
     }

@@ -108,3 +108,87 @@ pub fn text(o: &Outcome) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Choices, plan};
+
+    fn fixture() -> Snapshot {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/seed-layout.snapshot.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn ram_or_disk() {
+        let s = fixture();
+        assert!(in_ram(&s, "/root/vg0.hdr"));
+        assert!(!in_ram(&s, "/mnt/target/boot/vg0.hdr"));
+    }
+
+    #[test]
+    fn spare_return_says_detach_reboot_prompt_and_backups() {
+        let s = fixture();
+        let p = plan(
+            &s,
+            &Choices {
+                spare: Some("/dev/vdb".into()),
+                strategy: Some(Strategy::SpareReturn),
+                header_backup: Some("/root/k/vg0.hdr".into()),
+                ..Choices::default()
+            },
+        )
+        .unwrap();
+        let t = text(&Outcome {
+            plan: &p,
+            generator: Some("initramfs-tools"),
+            header_backup: "/root/k/vg0.hdr",
+            backups_in_ram: true,
+            recovery: true,
+        });
+        assert!(
+            t.contains(
+                "Copy the backups in /root/k (LUKS header /root/k/vg0.hdr, VG metadata vg0.vg)"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("vanish at reboot"), "{t}");
+        assert!(
+            t.contains("/dev/vdb is empty again: you may shut down and detach it."),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("Please unlock disk {}:", p.mapper_name)),
+            "{t}"
+        );
+        assert!(t.contains("recovery passphrase"), "{t}");
+    }
+
+    #[test]
+    fn spare_keep_says_leave_the_spare_attached() {
+        let s = fixture();
+        let p = plan(
+            &s,
+            &Choices {
+                spare: Some("/dev/vdb".into()),
+                strategy: Some(Strategy::SpareKeep),
+                header_backup: Some("/media/usb/vg0.hdr".into()),
+                ..Choices::default()
+            },
+        )
+        .unwrap();
+        let t = text(&Outcome {
+            plan: &p,
+            generator: Some("dracut"),
+            header_backup: "/media/usb/vg0.hdr",
+            backups_in_ram: false,
+            recovery: false,
+        });
+        assert!(t.contains("Leave /dev/vdb attached"), "{t}");
+        assert!(t.contains("Keep the backups in /media/usb"), "{t}");
+        assert!(t.contains("Please enter passphrase for disk"), "{t}");
+        assert!(!t.contains("recovery"), "{t}");
+    }
+}
