@@ -419,3 +419,76 @@ fn snapshot_needs_dry_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"));
 }
+
+#[test]
+fn wipe_accepted_short_passphrase_kept_recovery_declined() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = save(dir.path(), &crowded());
+    let mut p = spawn(
+        &[
+            "--strategy",
+            "spare-keep",
+            "--header-backup",
+            "/root/k/vg0.hdr",
+        ],
+        &snap,
+        false,
+    );
+    p.exp_string("Spare disk (1-2 or its path)").unwrap();
+    p.send_line("/dev/vdd").unwrap();
+    p.exp_string("/dev/vdd carries a dos partition table")
+        .unwrap();
+    p.exp_string("Destroy everything on /dev/vdd?").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("Passphrase:").unwrap();
+    p.send_line("ten chars!").unwrap();
+    p.exp_string("Warning: that is only 10 characters").unwrap();
+    p.exp_string("Keep this short passphrase?").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("Type it again:").unwrap();
+    p.send_line("ten chars!").unwrap();
+    p.exp_string("Add a generated recovery passphrase to write down?")
+        .unwrap();
+    p.send_line("n").unwrap();
+    let plan = p.exp_string("type the volume group name (vg0)").unwrap();
+    assert!(
+        plan.contains("Wipe the old signatures on /dev/vdd"),
+        "{plan}"
+    );
+    assert!(!plan.contains("second keyslot"), "{plan}");
+    p.send_line("vg0").unwrap();
+    let tail = p.exp_eof().unwrap();
+    assert!(
+        tail.contains(
+            "luksify migrate --spare /dev/vdd --strategy spare-keep --header-backup /root/k/vg0.hdr --wipe-spare\r\n"
+        ),
+        "{tail}"
+    );
+    assert_eq!(exit_code(&p), 0);
+}
+
+#[test]
+fn a_strategy_the_disks_cannot_take_is_explained_and_not_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = fixture();
+    // Every extent of vg0 in use: the original partition minus a LUKS2
+    // header can no longer hold them, the 1 GiB spare still can.
+    s["lvm"]["lvs"][0]["segments"][0]["size_pe"] = json!(189);
+    s["lvm"]["lvs"][0]["size"] = json!(189u64 * (4 << 20));
+    s["lvm"]["vgs"][0]["free_count"] = json!(0);
+    let snap = save(dir.path(), &s);
+    let mut p = spawn(&["--spare", "/dev/vdb"], &snap, false);
+    p.exp_string("1) spare-return").unwrap();
+    p.exp_string("not possible here: the LUKS container on /dev/vda2 would hold")
+        .unwrap();
+    p.exp_string("2) spare-keep").unwrap();
+    p.exp_string("Strategy (1, 2 or its name) [2]").unwrap();
+    p.send_line("1").unwrap();
+    p.exp_string("spare-return is not possible here (see above).")
+        .unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("Header backup file").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 130);
+}
