@@ -53,13 +53,17 @@ fn crowded() -> Value {
 }
 
 fn spawn(args: &[&str], snapshot: &Path, colour: bool) -> PtySession {
+    spawn_on(args, snapshot, colour, "xterm")
+}
+
+fn spawn_on(args: &[&str], snapshot: &Path, colour: bool, term: &str) -> PtySession {
     let mut c = Command::new(BIN);
     c.arg("migrate")
         .arg("--dry-run")
         .arg("--snapshot")
         .arg(snapshot)
         .args(args)
-        .env("TERM", "xterm");
+        .env("TERM", term);
     if colour {
         c.env_remove("NO_COLOR");
     } else {
@@ -290,6 +294,15 @@ fn no_colour_with_no_color_and_colour_without() {
     coloured.send_control('c').unwrap();
     coloured.exp_eof().unwrap();
     assert!(sgr(&format!("{before}{prompt}")), "{before}{prompt}");
+
+    // A serial console's terminal type gets plain prompts even without NO_COLOR.
+    let mut serial = spawn_on(&[], &snap, true, "vt220");
+    let before = serial
+        .exp_string("Spare disk (1-1 or its path) [1]:")
+        .unwrap();
+    serial.send_control('c').unwrap();
+    let after = serial.exp_eof().unwrap();
+    assert!(!sgr(&before) && !sgr(&after), "{before}{after}");
 }
 
 /// An ANSI colour/attribute sequence (`ESC [ ... m`).

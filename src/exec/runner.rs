@@ -378,4 +378,11 @@ mod tests {
         );
         assert_eq!(parse_pvmove_percent("  Done"), None);
     }
+
+    #[test]
+    fn elapsed_reads_on_a_serial_console() {
+        use std::time::Duration;
+        assert_eq!(elapsed(Duration::from_secs(7)), "0:07");
+        assert_eq!(elapsed(Duration::from_secs(3723)), "1:02:03");
+    }
 }
