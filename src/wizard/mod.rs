@@ -73,7 +73,9 @@ fn converse(a: &MigrateArgs) -> Result<i32> {
     if !resuming {
         choose_strategy(&ask, a, &snap, &vg, &mut choices)?;
     }
-    choose_backup(&ask, &snap, &vg, &mut choices)?;
+    // Only a fresh migration on this machine writes a new header backup here.
+    let check_existing = a.snapshot.is_none() && !resuming;
+    choose_backup(&ask, &snap, &vg, check_existing, &mut choices)?;
     let mut plan = plan::plan(&snap, &choices).map_err(Refused)?;
     if let Err(e) = Runner::check_supported(&plan) {
         if !a.dry_run {
@@ -341,8 +343,25 @@ fn read_speed(a: &MigrateArgs, snap: &Snapshot, vg: &str) -> (f64, String) {
     }
 }
 
-fn choose_backup(ask: &Asker, snap: &Snapshot, vg: &str, choices: &mut Choices) -> Result<()> {
-    if choices.header_backup.is_some() {
+/// A header backup is never written over another file; finding that out
+/// at step 4 of a migration would be too late.
+fn existing_file(path: &str, check: bool) -> Option<String> {
+    (check && std::path::Path::new(path).exists()).then(|| {
+        format!("{path} already exists; luksify never overwrites a file with a header backup. Move it away or choose another name")
+    })
+}
+
+fn choose_backup(
+    ask: &Asker,
+    snap: &Snapshot,
+    vg: &str,
+    check_existing: bool,
+    choices: &mut Choices,
+) -> Result<()> {
+    if let Some(path) = &choices.header_backup {
+        if let Some(why) = existing_file(path, check_existing) {
+            bail!("{why} (--header-backup). Nothing was written");
+        }
         return Ok(());
     }
     if !ask.may_ask() {
@@ -359,6 +378,10 @@ fn choose_backup(ask: &Asker, snap: &Snapshot, vg: &str, choices: &mut Choices) 
         let path = ask.line("Header backup file", Some(&default))?;
         if !path.starts_with('/') {
             println!("Give an absolute path (starting with /).");
+            continue;
+        }
+        if let Some(why) = existing_file(&path, check_existing) {
+            println!("{why}.");
             continue;
         }
         let trial = Choices {
@@ -495,6 +518,13 @@ fn confirm(ask: &Asker, a: &MigrateArgs, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// How a value is spelled on the command line.
+fn value_name<T: clap::ValueEnum>(v: T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
 /// The flags that answer every question just asked, for the real run.
 fn equivalent_command(c: &Choices, recovery: bool) -> String {
     let mut s = String::from("luksify migrate");
@@ -513,6 +543,25 @@ fn equivalent_command(c: &Choices, recovery: bool) -> String {
             crate::sys::process::shell_quote(h)
         ));
     }
+    let d = crate::plan::LuksOptions::default();
+    if c.luks.cipher != d.cipher {
+        s.push_str(&format!(" --cipher {}", c.luks.cipher));
+    }
+    if c.luks.key_size_bits != d.key_size_bits {
+        s.push_str(&format!(" --key-size {}", c.luks.key_size_bits));
+    }
+    if c.luks.version != d.version {
+        s.push_str(&format!(" --luks-version {}", value_name(c.luks.version)));
+    }
+    if c.luks.pbkdf != d.pbkdf {
+        s.push_str(&format!(" --pbkdf {}", value_name(c.luks.pbkdf)));
+    }
+    if let Some(ms) = c.luks.iter_time_ms {
+        s.push_str(&format!(" --iter-time {ms}"));
+    }
+    if let Some(m) = &c.mapper_name {
+        s.push_str(&format!(" --mapper-name {m}"));
+    }
     if c.wipe_spare {
         s.push_str(" --wipe-spare");
     }
@@ -520,4 +569,40 @@ fn equivalent_command(c: &Choices, recovery: bool) -> String {
         s.push_str(" --recovery-passphrase");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_backup_file_is_refused_only_when_checking() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let p = f.path().to_str().unwrap();
+        assert!(existing_file(p, true).unwrap().contains("already exists"));
+        assert_eq!(existing_file(p, false), None);
+        assert_eq!(existing_file("/nonexistent/luksify/x.hdr", true), None);
+    }
+
+    #[test]
+    fn the_rehearsal_prints_the_flags_for_the_real_run() {
+        let c = Choices {
+            spare: Some("/dev/sdb".into()),
+            strategy: Some(Strategy::SpareReturn),
+            header_backup: Some("/media/my stick/vg0.hdr".into()),
+            wipe_spare: true,
+            ..Choices::default()
+        };
+        assert_eq!(
+            equivalent_command(&c, false),
+            "luksify migrate --spare /dev/sdb --strategy spare-return --header-backup '/media/my stick/vg0.hdr' --wipe-spare"
+        );
+        let mut c = c;
+        c.luks.pbkdf = crate::plan::Pbkdf::Pbkdf2;
+        c.luks.iter_time_ms = Some(100);
+        c.luks.version = crate::plan::LuksVersion::Luks1;
+        assert!(equivalent_command(&c, true).ends_with(
+            "--luks-version luks1 --pbkdf pbkdf2 --iter-time 100 --wipe-spare --recovery-passphrase"
+        ));
+    }
 }
