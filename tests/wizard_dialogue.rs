@@ -505,3 +505,18 @@ fn a_strategy_the_disks_cannot_take_is_explained_and_not_accepted() {
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 130);
 }
+
+#[test]
+fn ctrl_c_at_a_yes_no_question_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = save(dir.path(), &crowded());
+    let mut p = spawn(&[], &snap, false);
+    p.exp_string("Spare disk (1-2 or its path)").unwrap();
+    p.send_line("2").unwrap();
+    p.exp_string("Destroy everything on /dev/vdd?").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted at a question; nothing was written")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 130);
+}

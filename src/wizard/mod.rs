@@ -107,8 +107,13 @@ fn converse(a: &MigrateArgs) -> Result<i32> {
     confirm(&ask, a, &plan)?;
 
     if a.dry_run {
+        let how = if a.snapshot.is_some() {
+            "boot the machine this snapshot came from into a live system and run"
+        } else {
+            "run"
+        };
         println!(
-            "\nDry run: the plan above was not executed and nothing was written.\nTo carry it out, boot this machine's live system and run:\n  {}",
+            "\nDry run: the plan above was not executed and nothing was written.\nTo carry it out, {how}:\n  {}",
             equivalent_command(&choices, recovery.is_some())
         );
         return Ok(exit::OK);
