@@ -23,6 +23,12 @@ pub fn needed_bytes(snap: &Snapshot, vg: &str) -> u64 {
     allocated_extents(snap, vg) * e + NEW_PV_PE_START
 }
 
+/// The smallest spare that works with some strategy, in MiB (spare-return's:
+/// spare-keep also needs room for a partition table and the LUKS header).
+pub fn min_spare_mib(snap: &Snapshot, vg: &str) -> u64 {
+    needed_bytes(snap, vg).div_ceil(1 << 20)
+}
+
 /// Does the data fit on `disk` with at least one strategy?
 /// spare-return makes the whole disk a PV; spare-keep partitions it and puts
 /// a LUKS header in front of the PV.
@@ -103,7 +109,7 @@ pub fn spare_candidates(snap: &Snapshot, vg: &str, luks: &LuksOptions) -> Vec<Ca
                 Some(format!(
                     "too small: {} MiB, the data needs at least {} MiB",
                     d.size >> 20,
-                    (needed_bytes(snap, vg) + luks.header_bytes() + (2 << 20)).div_ceil(1 << 20)
+                    min_spare_mib(snap, vg)
                 ))
             } else if data_sector.is_some_and(|s| d.logical_sector_size > s) {
                 Some(format!(

@@ -169,7 +169,7 @@ fn choose_spare(
     let offered: Vec<&eligible::Candidate> = cands.iter().filter(|c| c.why_not.is_none()).collect();
     println!(
         "\nThe spare disk holds the data while it moves; it needs at least {} MiB.",
-        eligible::needed_bytes(snap, vg).div_ceil(1 << 20)
+        eligible::min_spare_mib(snap, vg)
     );
     for c in cands.iter().filter(|c| c.why_not.is_some()) {
         println!(
@@ -181,7 +181,7 @@ fn choose_spare(
     if offered.is_empty() {
         bail!(
             "no disk here can serve as the spare. Attach an empty disk of at least {} MiB that the installed system does not use, and run luksify again. Nothing was written",
-            eligible::needed_bytes(snap, vg).div_ceil(1 << 20) + 18
+            eligible::min_spare_mib(snap, vg)
         );
     }
     for (i, c) in offered.iter().enumerate() {
