@@ -335,7 +335,20 @@ fn read_speed(a: &MigrateArgs, snap: &Snapshot, vg: &str) -> (f64, String) {
     let Some(pv) = snap.pvs_of(vg).next() else {
         return assumed;
     };
-    match estimate::sample_read_speed(std::path::Path::new(&pv.path)) {
+    let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(format!(
+            "measuring the read speed of {} (reading only)",
+            pv.path
+        ));
+        s.enable_steady_tick(std::time::Duration::from_millis(200));
+        s
+    });
+    let sample = estimate::sample_read_speed(std::path::Path::new(&pv.path));
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    match sample {
         Ok(bps) => (
             bps,
             format!(
