@@ -520,3 +520,53 @@ fn ctrl_c_at_a_yes_no_question_writes_nothing() {
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 130);
 }
+
+#[test]
+fn an_interrupted_migration_is_resumed_with_its_recorded_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = fixture();
+    // The state right after step 1 (the VG marked) of a spare-return run.
+    s["lvm"]["vgs"][0]["tags"] = json!(["luksify:spare-return", "luksify:orig-part=1296fe93-02"]);
+    let snap = save(dir.path(), &s);
+    let key = dir.path().join("key");
+    std::fs::write(&key, "a long enough passphrase").unwrap();
+    let mut p = spawn(
+        &[
+            "--header-backup",
+            "/root/k/vg0.hdr",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--no-recovery-passphrase",
+        ],
+        &snap,
+        false,
+    );
+    p.exp_string("an earlier run was interrupted, and this one resumes it")
+        .unwrap();
+    p.exp_string("The spare disk the interrupted run used")
+        .unwrap();
+    p.send_line("/dev/vdx").unwrap();
+    p.exp_string("Refused: spare device /dev/vdx does not exist")
+        .unwrap();
+    p.exp_string("The spare disk the interrupted run used")
+        .unwrap();
+    p.send_line("/dev/vdb").unwrap();
+    let plan = p.exp_string("type the volume group name (vg0)").unwrap();
+    assert!(!plan.contains("Strategy (1, 2"), "{plan}");
+    assert!(
+        plan.contains("Plan: encrypt volume group vg0 (spare-return strategy)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Mark volume group vg0"), "{plan}");
+    assert!(
+        plan.contains("Make /dev/vdb an LVM physical volume"),
+        "{plan}"
+    );
+    p.send_line("vg0").unwrap();
+    let tail = p.exp_eof().unwrap();
+    assert!(
+        tail.contains("--spare /dev/vdb --strategy spare-return"),
+        "{tail}"
+    );
+    assert_eq!(exit_code(&p), 0);
+}

@@ -77,6 +77,8 @@ fn converse(a: &MigrateArgs) -> Result<i32> {
     let check_existing = a.snapshot.is_none() && !resuming;
     choose_backup(&ask, &snap, &vg, check_existing, &mut choices)?;
     let mut plan = plan::plan(&snap, &choices).map_err(Refused)?;
+    // A resumed run's strategy comes from the VG's mark; name it for the rehearsal's command.
+    choices.strategy = Some(plan.strategy);
     if let Err(e) = Runner::check_supported(&plan) {
         if !a.dry_run {
             return Err(e);
@@ -162,8 +164,27 @@ fn choose_spare(
         return Err(ask.missing(what, "--spare DEVICE"));
     }
     if resuming {
-        choices.spare = Some(ask.line("The spare disk the interrupted run used", None)?);
-        return Ok(());
+        // The spare may already be part of the VG, so the fresh-start
+        // eligibility rules do not apply; the planner judges the answer.
+        loop {
+            let spare = ask.line("The spare disk the interrupted run used", None)?;
+            let trial = Choices {
+                spare: Some(spare.clone()),
+                ..choices.clone()
+            };
+            match plan::plan(snap, &trial) {
+                Err(
+                    r @ (Refusal::SpareNotFound { .. }
+                    | Refusal::SpareIsOriginal { .. }
+                    | Refusal::SpareInUse { .. }
+                    | Refusal::LiveSystemDisk { .. }),
+                ) => println!("Refused: {r}"),
+                _ => {
+                    choices.spare = Some(spare);
+                    return Ok(());
+                }
+            }
+        }
     }
     let cands = eligible::spare_candidates(snap, vg, &choices.luks);
     let offered: Vec<&eligible::Candidate> = cands.iter().filter(|c| c.why_not.is_none()).collect();
