@@ -86,6 +86,22 @@ pub struct MigrateArgs {
     /// Read the passphrase from FILE (all of its bytes).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Rehearse: ask every question, show the plan, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rehearse against a snapshot saved with `luksify probe --json` (needs --dry-run).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub snapshot: Option<PathBuf>,
+    /// Also add a generated recovery passphrase in a second keyslot (shown once, to write down).
+    #[arg(long, conflicts_with = "no_recovery_passphrase")]
+    pub recovery_passphrase: bool,
+    /// Do not offer a recovery passphrase.
+    #[arg(long)]
+    pub no_recovery_passphrase: bool,
+    /// Read speed in MiB/s for the time estimates, instead of measuring it
+    /// [with --snapshot: 100, an assumed figure].
+    #[arg(long, value_name = "MIB_PER_S")]
+    pub read_speed: Option<u32>,
 }
 
 #[derive(Debug, Args)]

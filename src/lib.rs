@@ -14,3 +14,4 @@ pub mod initrd;
 pub mod plan;
 pub mod probe;
 pub mod sys;
+pub mod wizard;

@@ -21,6 +21,8 @@ pub struct Runner {
     first: Snapshot,
     choices: Choices,
     passphrase: Option<Passphrase>,
+    /// A second passphrase for its own keyslot, added right after formatting.
+    recovery: Option<Passphrase>,
 }
 
 impl Runner {
@@ -29,7 +31,14 @@ impl Runner {
             first,
             choices,
             passphrase,
+            recovery: None,
         }
+    }
+
+    /// Adds `recovery` as a second keyslot when the container is formatted.
+    pub fn with_recovery(mut self, recovery: Option<Passphrase>) -> Self {
+        self.recovery = recovery;
+        self
     }
 
     /// The disks as they are now; the target part does not change while
@@ -61,8 +70,14 @@ impl Runner {
 impl super::Executor for Runner {
     fn execute(&mut self, plan: &Plan) -> Result<()> {
         let total = plan.steps.len();
+        let started = std::time::Instant::now();
         for (i, step) in plan.steps.iter().enumerate() {
-            println!("[{}/{total}] {}", i + 1, step.title);
+            println!(
+                "[{}/{total}] {}   (elapsed {})",
+                i + 1,
+                step.title,
+                elapsed(started.elapsed())
+            );
             if changes_disks(&step.action) && i > 0 {
                 self.precondition(step)?;
             }
@@ -81,7 +96,18 @@ impl super::Executor for Runner {
                 }
             }
         }
+        println!("All {total} steps done in {}.", elapsed(started.elapsed()));
         Ok(())
+    }
+}
+
+/// `1:02:03` / `2:03`: readable on a serial console, no unicode.
+pub fn elapsed(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
     }
 }
 
@@ -131,16 +157,23 @@ impl Runner {
                 options,
                 sector_size,
                 label,
-            } => luks::format(
-                &luks::FormatSpec {
-                    device: Path::new(device),
-                    uuid,
-                    options,
-                    sector_size: *sector_size,
-                    label,
-                },
-                self.passphrase()?,
-            )?,
+            } => {
+                luks::format(
+                    &luks::FormatSpec {
+                        device: Path::new(device),
+                        uuid,
+                        options,
+                        sector_size: *sector_size,
+                        label,
+                    },
+                    self.passphrase()?,
+                )?;
+                if let Some(r) = &self.recovery {
+                    let slot =
+                        luks::add_passphrase(Path::new(device), options, self.passphrase()?, r)?;
+                    println!("  recovery passphrase added in keyslot {slot}");
+                }
+            }
             Action::LuksHeaderBackup { device, path } => {
                 let path = path
                     .as_deref()
@@ -258,6 +291,7 @@ fn pvmove(source: Option<&str>, dest: Option<&str>) -> Result<()> {
         None
     };
     let mut last_printed = -1i64;
+    let started = std::time::Instant::now();
     c.run_streaming(|line| {
         if let Some(pct) = parse_pvmove_percent(line) {
             match &bar {
@@ -267,7 +301,13 @@ fn pvmove(source: Option<&str>, dest: Option<&str>) -> Result<()> {
                     let decile = (pct / 10.0) as i64;
                     if decile > last_printed {
                         last_printed = decile;
-                        println!("  {line}", line = line.trim());
+                        let spent = started.elapsed();
+                        let eta = if pct > 0.0 {
+                            elapsed(spent.mul_f64((100.0 - pct) / pct))
+                        } else {
+                            "?".into()
+                        };
+                        println!("  moved {pct:.1}%  elapsed {}  eta {eta}", elapsed(spent));
                     }
                 }
             }
@@ -403,5 +443,12 @@ mod tests {
             Some(100.0)
         );
         assert_eq!(parse_pvmove_percent("  Done"), None);
+    }
+
+    #[test]
+    fn elapsed_reads_on_a_serial_console() {
+        use std::time::Duration;
+        assert_eq!(elapsed(Duration::from_secs(7)), "0:07");
+        assert_eq!(elapsed(Duration::from_secs(3723)), "1:02:03");
     }
 }

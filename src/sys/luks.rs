@@ -38,28 +38,7 @@ pub fn format(spec: &FormatSpec, passphrase: &Passphrase) -> Result<()> {
         uuid::Uuid::parse_str(spec.uuid).with_context(|| format!("bad LUKS UUID {}", spec.uuid))?;
     let mut cd =
         CryptInit::init(spec.device).with_context(|| format!("opening {dev} for libcryptsetup"))?;
-    let luks_type = match spec.options.version {
-        LuksVersion::Luks1 => LuksType::Luks1,
-        LuksVersion::Luks2 => LuksType::Luks2,
-    };
-    let mut pbkdf = CryptSettingsHandle::get_pbkdf_default(&luks_type)
-        .context("asking libcryptsetup for its default key derivation settings")?;
-    pbkdf.type_ = match (spec.options.version, spec.options.pbkdf) {
-        // LUKS1 knows only PBKDF2.
-        (LuksVersion::Luks1, _) | (_, Pbkdf::Pbkdf2) => CryptKdf::Pbkdf2,
-        (_, Pbkdf::Argon2i) => CryptKdf::Argon2I,
-        (_, Pbkdf::Argon2id) => CryptKdf::Argon2Id,
-    };
-    if pbkdf.type_ == CryptKdf::Pbkdf2 {
-        pbkdf.max_memory_kb = 0;
-        pbkdf.parallel_threads = 0;
-    }
-    if let Some(ms) = spec.options.iter_time_ms {
-        pbkdf.time_ms = ms;
-    }
-    cd.settings_handle()
-        .set_pbkdf_type(&pbkdf)
-        .context("setting the key derivation function")?;
+    set_pbkdf(&mut cd, spec.options)?;
     let key_bytes = (spec.options.key_size_bits / 8) as usize;
     match spec.options.version {
         LuksVersion::Luks2 => {
@@ -105,6 +84,52 @@ pub fn format(spec: &FormatSpec, passphrase: &Passphrase) -> Result<()> {
         .add_by_key(None, None, passphrase.expose(), CryptVolumeKey::empty())
         .with_context(|| format!("adding the passphrase to a keyslot of {dev}"))?;
     Ok(())
+}
+
+/// The key derivation the options ask for, for every keyslot added through `cd`.
+fn set_pbkdf(cd: &mut libcryptsetup_rs::CryptDevice, options: &LuksOptions) -> Result<()> {
+    let luks_type = match options.version {
+        LuksVersion::Luks1 => LuksType::Luks1,
+        LuksVersion::Luks2 => LuksType::Luks2,
+    };
+    let mut pbkdf = CryptSettingsHandle::get_pbkdf_default(&luks_type)
+        .context("asking libcryptsetup for its default key derivation settings")?;
+    pbkdf.type_ = match (options.version, options.pbkdf) {
+        // LUKS1 knows only PBKDF2.
+        (LuksVersion::Luks1, _) | (_, Pbkdf::Pbkdf2) => CryptKdf::Pbkdf2,
+        (_, Pbkdf::Argon2i) => CryptKdf::Argon2I,
+        (_, Pbkdf::Argon2id) => CryptKdf::Argon2Id,
+    };
+    if pbkdf.type_ == CryptKdf::Pbkdf2 {
+        pbkdf.max_memory_kb = 0;
+        pbkdf.parallel_threads = 0;
+    }
+    if let Some(ms) = options.iter_time_ms {
+        pbkdf.time_ms = ms;
+    }
+    cd.settings_handle()
+        .set_pbkdf_type(&pbkdf)
+        .context("setting the key derivation function")
+}
+
+/// Adds `new` as another keyslot (a recovery passphrase), unlocking the
+/// volume key with `existing`; returns the keyslot number.
+pub fn add_passphrase(
+    device: &Path,
+    options: &LuksOptions,
+    existing: &Passphrase,
+    new: &Passphrase,
+) -> Result<u32> {
+    let dev = device.display().to_string();
+    let mut cd =
+        CryptInit::init(device).with_context(|| format!("opening {dev} for libcryptsetup"))?;
+    cd.context_handle()
+        .load::<()>(None, None)
+        .with_context(|| format!("{dev} has no readable LUKS header"))?;
+    set_pbkdf(&mut cd, options)?;
+    cd.keyslot_handle()
+        .add_by_passphrase(None, existing.expose(), new.expose())
+        .with_context(|| format!("adding the recovery passphrase to a keyslot of {dev}"))
 }
 
 /// Opens the container as /dev/mapper/NAME.
