@@ -245,9 +245,28 @@ fn fedora39_bls_entries_default_grub_and_mkconfig_with_bls_cmdline() {
             "--update-bls-cmdline"
         ]
     );
-    assert!(has_note(&ch, "/etc/kernel/cmdline does not exist"));
+    // No /etc/kernel/cmdline: kernel-install would fall back to the live
+    // CD's /proc/cmdline, so it is created from the default entry
+    // (grubenv's saved_entry) without per-boot parameters.
+    let kc = ch
+        .edits
+        .iter()
+        .find(|e| e.path == Path::new("/etc/kernel/cmdline"))
+        .expect("/etc/kernel/cmdline is created");
+    assert!(kc.before.is_none());
+    assert!(kc.why.contains("/proc/cmdline"), "{}", kc.why);
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!(
+            "root=/dev/mapper/fedora-root ro resume=/dev/mapper/fedora-swap rd.lvm.lv=fedora/root rd.lvm.lv=fedora/swap rhgb quiet rd.luks.uuid=luks-{UUID}\n"
+        )
+    );
 
     apply_edits(r, &ch);
+    assert_eq!(
+        read(r, "/etc/kernel/cmdline"),
+        after(&ch, "/etc/kernel/cmdline")
+    );
     let mode = fs::metadata(r.join("etc/crypttab"))
         .unwrap()
         .permissions()
@@ -284,8 +303,52 @@ fn rhel8_kernelopts_live_in_grubenv() {
         ch.commands[0].argv,
         ["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]
     );
+    // Future kernels get the expanded kernelopts, not GRUB's variables.
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!(
+            "root=/dev/mapper/rhel-root ro crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap rhgb quiet rd.luks.uuid=luks-{UUID}\n"
+        )
+    );
     apply_edits(r, &ch);
+    assert!(r.join("etc/kernel/cmdline").is_file());
     assert!(plan_boot_changes(r, &q).unwrap().is_empty());
+}
+
+#[test]
+fn vendor_kernel_cmdline_is_the_base_of_the_created_one() {
+    let t = fixture("fedora39");
+    let r = t.path();
+    let vendor = "root=/dev/mapper/fedora-root ro\trd.lvm.lv=fedora/root\n  console=ttyS0\n";
+    fs::create_dir_all(r.join("usr/lib/kernel")).unwrap();
+    fs::write(r.join("usr/lib/kernel/cmdline"), vendor).unwrap();
+    let q = req("fedora", "root");
+    let ch = plan_boot_changes(r, &q).unwrap();
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!(
+            "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root console=ttyS0 rd.luks.uuid=luks-{UUID}\n"
+        )
+    );
+    assert!(
+        !paths(&ch).contains(&PathBuf::from("/usr/lib/kernel/cmdline")),
+        "the packaged file is never edited"
+    );
+    apply_edits(r, &ch);
+    assert_eq!(read(r, "/usr/lib/kernel/cmdline"), vendor);
+    assert!(plan_boot_changes(r, &q).unwrap().edits.is_empty());
+
+    // A vendor line that already carries everything needs no override.
+    let t = fixture("fedora39");
+    let r = t.path();
+    fs::create_dir_all(r.join("usr/lib/kernel")).unwrap();
+    fs::write(
+        r.join("usr/lib/kernel/cmdline"),
+        format!("root=/dev/mapper/fedora-root ro rd.luks.uuid={UUID} rd.lvm.lv=fedora/root\n"),
+    )
+    .unwrap();
+    let ch = plan_boot_changes(r, &q).unwrap();
+    assert!(!paths(&ch).contains(&PathBuf::from("/etc/kernel/cmdline")));
 }
 
 #[test]
@@ -379,9 +442,16 @@ fn arch_systemd_boot_with_both_mkinitcpio_hooks() {
         paths(&ch),
         [
             PathBuf::from("/boot/loader/entries/arch-fallback.conf"),
-            PathBuf::from("/boot/loader/entries/arch.conf")
+            PathBuf::from("/boot/loader/entries/arch.conf"),
+            PathBuf::from("/etc/kernel/cmdline")
         ]
     );
+    // loader.conf's default entry; mkinitcpio's UKIs and kernel-install read it.
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!("root=/dev/mapper/vg0-root rw cryptdevice=UUID={UUID}:cryptlvm\n")
+    );
+    assert!(ch.edits[2].why.contains("(arch)"), "{}", ch.edits[2].why);
     assert_eq!(
         after(&ch, "/boot/loader/entries/arch.conf"),
         format!(
