@@ -5,57 +5,116 @@
 
 use std::path::Path;
 
-use super::flavour_params::{Flavour, apply, kernel_params};
+use super::flavour_params::{Flavour, ParamChange, apply, kernel_params};
 use super::kargs::Cmdline;
 use super::{BootChanges, BootRefusal, BootRequest, FileEdit, target_fs};
 
-/// Edits every `options` line of an entry. Returns the new text (None when
-/// unchanged) and whether the entry defers to `$kernelopts`.
+/// Where an `options` line's value sits.
+struct OptionsLine {
+    index: usize,
+    /// Byte offset of the value in the line's body.
+    value_at: usize,
+}
+
+fn options_line(line: &str) -> Option<usize> {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let indent_len = body.len() - body.trim_start().len();
+    let r = body[indent_len..].strip_prefix("options")?;
+    if !(r.is_empty() || r.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    Some(body.len() - r.trim_start().len())
+}
+
+/// Which of `params` one `options` line gets. The BLS joins all `options`
+/// lines into one command line, so a parameter is replaced (or removed) on
+/// the lines that have it and added once, to the last line, only when no
+/// line has it: several lines never end up repeating what was added.
+fn params_for_line(
+    params: &[ParamChange],
+    line: &Cmdline,
+    joined: &Cmdline,
+    last: bool,
+) -> Vec<ParamChange> {
+    params
+        .iter()
+        .filter(|p| match p {
+            ParamChange::Set { key, .. } => {
+                line.contains_key(key) || (last && !joined.contains_key(key))
+            }
+            ParamChange::Add { key, value, same } => {
+                last && !joined
+                    .values(key)
+                    .iter()
+                    .any(|v| v.is_some_and(|v| v == value || same.iter().any(|s| s == v)))
+            }
+            ParamChange::Remove { .. } => true,
+        })
+        .cloned()
+        .collect()
+}
+
+/// Edits the `options` lines of an entry; a boot entry for a kernel
+/// (`linux`) without any gets one. Returns the new text (None when
+/// unchanged) and whether the entry defers to `$kernelopts`, whose value
+/// lives in grubenv and is edited there instead.
 pub fn edit_entry(
     text: &str,
     req: &BootRequest,
     flavour: Flavour,
 ) -> Result<(Option<String>, bool), BootRefusal> {
-    let mut out = String::with_capacity(text.len() + 128);
-    let mut uses_kernelopts = false;
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let opts: Vec<OptionsLine> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, l)| options_line(l).map(|value_at| OptionsLine { index, value_at }))
+        .collect();
+    let value = |o: &OptionsLine, lines: &[String]| -> String {
+        lines[o.index].trim_end_matches(['\n', '\r'])[o.value_at..].to_string()
+    };
+    let values: Vec<String> = opts.iter().map(|o| value(o, &lines)).collect();
+    if values
+        .iter()
+        .any(|v| v.contains("$kernelopts") || v.contains("${kernelopts}"))
+    {
+        return Ok((None, true));
+    }
+    if opts.is_empty() {
+        if field_of(text, "linux").is_none() {
+            return Ok((None, false));
+        }
+        let mut c = Cmdline::parse("");
+        let params = kernel_params(flavour, req, &c);
+        if !apply(&mut c, &params)? {
+            return Ok((None, false));
+        }
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("options {c}\n"));
+        return Ok((Some(out), false));
+    }
+    let joined = Cmdline::parse(&values.join(" "));
+    let params = kernel_params(flavour, req, &joined);
     let mut changed = false;
-    for line in text.split_inclusive('\n') {
+    for (k, o) in opts.iter().enumerate() {
+        let mut c = Cmdline::parse(&values[k]);
+        let mine = params_for_line(&params, &c, &joined, k + 1 == opts.len());
+        if !apply(&mut c, &mine)? {
+            continue;
+        }
+        changed = true;
+        let line = &lines[o.index];
         let body = line.trim_end_matches(['\n', '\r']);
         let eol = &line[body.len()..];
-        let indent_len = body.len() - body.trim_start().len();
-        let rest = &body[indent_len..];
-        let is_options = rest
-            .strip_prefix("options")
-            .is_some_and(|r| r.is_empty() || r.starts_with(char::is_whitespace));
-        if !is_options {
-            out.push_str(line);
-            continue;
+        let mut head = body[..o.value_at].to_string();
+        if !head.ends_with(char::is_whitespace) {
+            head.push(' ');
         }
-        let after_key = &rest["options".len()..];
-        let sep_len = after_key.len() - after_key.trim_start().len();
-        let value = &after_key[sep_len..];
-        if value.contains("$kernelopts") || value.contains("${kernelopts}") {
-            uses_kernelopts = true;
-            out.push_str(line);
-            continue;
-        }
-        let mut c = Cmdline::parse(value);
-        let params = kernel_params(flavour, req, &c);
-        if apply(&mut c, &params)? {
-            changed = true;
-        }
-        let sep = if sep_len == 0 {
-            " "
-        } else {
-            &after_key[..sep_len]
-        };
-        out.push_str(&body[..indent_len]);
-        out.push_str("options");
-        out.push_str(sep);
-        out.push_str(&c.to_string());
-        out.push_str(eol);
+        lines[o.index] = format!("{head}{c}{eol}");
     }
-    Ok((changed.then_some(out), uses_kernelopts))
+    Ok((changed.then(|| lines.concat()), false))
 }
 
 /// Edits the `kernelopts` variable of a GRUB environment block, keeping it
@@ -528,5 +587,47 @@ mod tests {
             Some("root=/dev/sda1 ro ")
         );
         assert_eq!(grubenv_var(b, "kernel"), None);
+    }
+
+    #[test]
+    fn several_options_lines_are_one_command_line() {
+        let e = "title x\nlinux /vmlinuz\noptions root=/dev/sda2 ro\noptions quiet rd.lvm.lv=vg0/root\n";
+        let out = edit_entry(e, &req(), Flavour::Dracut).unwrap().0.unwrap();
+        assert_eq!(
+            out,
+            "title x\nlinux /vmlinuz\noptions root=/dev/mapper/vg0-root ro\n\
+             options quiet rd.lvm.lv=vg0/root rd.luks.uuid=luks-3f5ad593-4546-4a94-a374-bcfb68aa11f7\n"
+        );
+        assert_eq!(edit_entry(&out, &req(), Flavour::Dracut).unwrap().0, None);
+    }
+
+    #[test]
+    fn an_entry_without_options_gets_them() {
+        let e = "title Arch\nlinux /vmlinuz-linux\ninitrd /initramfs-linux.img";
+        let out = edit_entry(e, &req(), Flavour::MkinitcpioSdEncrypt)
+            .unwrap()
+            .0
+            .unwrap();
+        assert_eq!(
+            out,
+            "title Arch\nlinux /vmlinuz-linux\ninitrd /initramfs-linux.img\n\
+             options rd.luks.name=3f5ad593-4546-4a94-a374-bcfb68aa11f7=luks-3f5ad593-4546-4a94-a374-bcfb68aa11f7 root=/dev/mapper/vg0-root\n"
+        );
+        assert_eq!(
+            edit_entry(&out, &req(), Flavour::MkinitcpioSdEncrypt)
+                .unwrap()
+                .0,
+            None
+        );
+        // An EFI program entry (a UKI) carries its own command line.
+        assert_eq!(
+            edit_entry(
+                "title UKI\nefi /EFI/Linux/arch.efi\n",
+                &req(),
+                Flavour::Dracut
+            )
+            .unwrap(),
+            (None, false)
+        );
     }
 }
