@@ -262,11 +262,20 @@ fn fedora39_bls_entries_default_grub_and_mkconfig_with_bls_cmdline() {
         )
     );
 
+    let order = paths(&ch);
+    let at = |p: &str| order.iter().position(|x| x == Path::new(p)).unwrap();
+    assert!(
+        at("/etc/kernel/cmdline") > at("/etc/default/grub"),
+        "written after /etc/default/grub, so grub2-mkconfig finds it newer and keeps it: {order:?}"
+    );
+
     apply_edits(r, &ch);
     assert_eq!(
         read(r, "/etc/kernel/cmdline"),
         after(&ch, "/etc/kernel/cmdline")
     );
+    let mtime = |p: &str| fs::metadata(r.join(p)).unwrap().modified().unwrap();
+    assert!(mtime("etc/kernel/cmdline") >= mtime("etc/default/grub"));
     let mode = fs::metadata(r.join("etc/crypttab"))
         .unwrap()
         .permissions()
