@@ -325,6 +325,44 @@ fn rhel8_kernelopts_live_in_grubenv() {
 }
 
 #[test]
+fn rhel8_with_its_esp_unmounted_says_so() {
+    let t = fixture("rhel8");
+    let r = t.path();
+    let mut fstab = read(r, "/etc/fstab");
+    fstab.push_str(
+        "UUID=4A1B-2C3D          /boot/efi               vfat    umask=0077,shortname=winnt 0 2\n",
+    );
+    fs::write(r.join("etc/fstab"), fstab).unwrap();
+    fs::create_dir_all(r.join("boot/efi")).unwrap();
+    let ch = plan_boot_changes(r, &req("rhel", "root")).unwrap();
+    assert!(
+        has_note(&ch, "(fstab: /boot/efi) is not mounted inside the target"),
+        "{:#?}",
+        ch.notes
+    );
+    // Mounted (it has files): no such note.
+    fs::create_dir_all(r.join("boot/efi/EFI/BOOT")).unwrap();
+    let ch = plan_boot_changes(r, &req("rhel", "root")).unwrap();
+    assert!(!has_note(&ch, "is not mounted inside the target"));
+}
+
+#[test]
+fn boot_not_mounted_is_refused() {
+    let t = fixture("fedora39");
+    let r = t.path();
+    fs::remove_dir_all(r.join("boot")).unwrap();
+    fs::create_dir(r.join("boot")).unwrap();
+    let err = plan_boot_changes(r, &req("fedora", "root"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("separate /boot (UUID=0e3c2b3a-6c55-4d39-9f0e-4d1f1a7e2c11)")
+            && err.contains("/boot inside the target is empty"),
+        "{err}"
+    );
+}
+
+#[test]
 fn vendor_kernel_cmdline_is_the_base_of_the_created_one() {
     let t = fixture("fedora39");
     let r = t.path();
