@@ -283,8 +283,10 @@ pub fn default_entry<'a>(entries: &'a [EntryView], default: Option<&str>) -> Opt
 /// The command line for future kernels, from an entry's options: without
 /// what belongs to one boot or one entry (BOOT_IMAGE= and initrd= are added
 /// by the boot loader, systemd.machine_id= by kernel-install per entry) and
-/// without GRUB variables such as `$tuned_params`, which mean nothing outside
-/// grub.cfg. kernel-install's own /proc/cmdline fallback drops the same.
+/// without GRUB variables such as `$tuned_params`, which mean nothing to
+/// other readers of this file (ukify, dracut --uefi) and which their owner
+/// adds to new entries itself (tuned's 92-tuned.install). kernel-install's
+/// own /proc/cmdline fallback drops BOOT_IMAGE= and initrd= likewise.
 pub fn future_cmdline(options: &str) -> String {
     let mut c = Cmdline::parse(options.trim());
     let drop: Vec<String> = c
