@@ -245,9 +245,37 @@ fn fedora39_bls_entries_default_grub_and_mkconfig_with_bls_cmdline() {
             "--update-bls-cmdline"
         ]
     );
-    assert!(has_note(&ch, "/etc/kernel/cmdline does not exist"));
+    // No /etc/kernel/cmdline: kernel-install would fall back to the live
+    // CD's /proc/cmdline, so it is created from the default entry
+    // (grubenv's saved_entry) without per-boot parameters.
+    let kc = ch
+        .edits
+        .iter()
+        .find(|e| e.path == Path::new("/etc/kernel/cmdline"))
+        .expect("/etc/kernel/cmdline is created");
+    assert!(kc.before.is_none());
+    assert!(kc.why.contains("/proc/cmdline"), "{}", kc.why);
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!(
+            "root=/dev/mapper/fedora-root ro resume=/dev/mapper/fedora-swap rd.lvm.lv=fedora/root rd.lvm.lv=fedora/swap rhgb quiet rd.luks.uuid=luks-{UUID}\n"
+        )
+    );
+
+    let order = paths(&ch);
+    let at = |p: &str| order.iter().position(|x| x == Path::new(p)).unwrap();
+    assert!(
+        at("/etc/kernel/cmdline") > at("/etc/default/grub"),
+        "written after /etc/default/grub, so grub2-mkconfig finds it newer and keeps it: {order:?}"
+    );
 
     apply_edits(r, &ch);
+    assert_eq!(
+        read(r, "/etc/kernel/cmdline"),
+        after(&ch, "/etc/kernel/cmdline")
+    );
+    let mtime = |p: &str| fs::metadata(r.join(p)).unwrap().modified().unwrap();
+    assert!(mtime("etc/kernel/cmdline") >= mtime("etc/default/grub"));
     let mode = fs::metadata(r.join("etc/crypttab"))
         .unwrap()
         .permissions()
@@ -284,8 +312,90 @@ fn rhel8_kernelopts_live_in_grubenv() {
         ch.commands[0].argv,
         ["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]
     );
+    // Future kernels get the expanded kernelopts, not GRUB's variables.
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!(
+            "root=/dev/mapper/rhel-root ro crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap rhgb quiet rd.luks.uuid=luks-{UUID}\n"
+        )
+    );
     apply_edits(r, &ch);
+    assert!(r.join("etc/kernel/cmdline").is_file());
     assert!(plan_boot_changes(r, &q).unwrap().is_empty());
+}
+
+#[test]
+fn rhel8_with_its_esp_unmounted_says_so() {
+    let t = fixture("rhel8");
+    let r = t.path();
+    let mut fstab = read(r, "/etc/fstab");
+    fstab.push_str(
+        "UUID=4A1B-2C3D          /boot/efi               vfat    umask=0077,shortname=winnt 0 2\n",
+    );
+    fs::write(r.join("etc/fstab"), fstab).unwrap();
+    fs::create_dir_all(r.join("boot/efi")).unwrap();
+    let ch = plan_boot_changes(r, &req("rhel", "root")).unwrap();
+    assert!(
+        has_note(&ch, "(fstab: /boot/efi) is not mounted inside the target"),
+        "{:#?}",
+        ch.notes
+    );
+    // Mounted (it has files): no such note.
+    fs::create_dir_all(r.join("boot/efi/EFI/BOOT")).unwrap();
+    let ch = plan_boot_changes(r, &req("rhel", "root")).unwrap();
+    assert!(!has_note(&ch, "is not mounted inside the target"));
+}
+
+#[test]
+fn boot_not_mounted_is_refused() {
+    let t = fixture("fedora39");
+    let r = t.path();
+    fs::remove_dir_all(r.join("boot")).unwrap();
+    fs::create_dir(r.join("boot")).unwrap();
+    let err = plan_boot_changes(r, &req("fedora", "root"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("separate /boot (UUID=0e3c2b3a-6c55-4d39-9f0e-4d1f1a7e2c11)")
+            && err.contains("/boot inside the target is empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vendor_kernel_cmdline_is_the_base_of_the_created_one() {
+    let t = fixture("fedora39");
+    let r = t.path();
+    let vendor = "root=/dev/mapper/fedora-root ro\trd.lvm.lv=fedora/root\n  console=ttyS0\n";
+    fs::create_dir_all(r.join("usr/lib/kernel")).unwrap();
+    fs::write(r.join("usr/lib/kernel/cmdline"), vendor).unwrap();
+    let q = req("fedora", "root");
+    let ch = plan_boot_changes(r, &q).unwrap();
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!(
+            "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root console=ttyS0 rd.luks.uuid=luks-{UUID}\n"
+        )
+    );
+    assert!(
+        !paths(&ch).contains(&PathBuf::from("/usr/lib/kernel/cmdline")),
+        "the packaged file is never edited"
+    );
+    apply_edits(r, &ch);
+    assert_eq!(read(r, "/usr/lib/kernel/cmdline"), vendor);
+    assert!(plan_boot_changes(r, &q).unwrap().edits.is_empty());
+
+    // A vendor line that already carries everything needs no override.
+    let t = fixture("fedora39");
+    let r = t.path();
+    fs::create_dir_all(r.join("usr/lib/kernel")).unwrap();
+    fs::write(
+        r.join("usr/lib/kernel/cmdline"),
+        format!("root=/dev/mapper/fedora-root ro rd.luks.uuid={UUID} rd.lvm.lv=fedora/root\n"),
+    )
+    .unwrap();
+    let ch = plan_boot_changes(r, &q).unwrap();
+    assert!(!paths(&ch).contains(&PathBuf::from("/etc/kernel/cmdline")));
 }
 
 #[test]
@@ -379,9 +489,16 @@ fn arch_systemd_boot_with_both_mkinitcpio_hooks() {
         paths(&ch),
         [
             PathBuf::from("/boot/loader/entries/arch-fallback.conf"),
-            PathBuf::from("/boot/loader/entries/arch.conf")
+            PathBuf::from("/boot/loader/entries/arch.conf"),
+            PathBuf::from("/etc/kernel/cmdline")
         ]
     );
+    // loader.conf's default entry; mkinitcpio's UKIs and kernel-install read it.
+    assert_eq!(
+        after(&ch, "/etc/kernel/cmdline"),
+        format!("root=/dev/mapper/vg0-root rw cryptdevice=UUID={UUID}:cryptlvm\n")
+    );
+    assert!(ch.edits[2].why.contains("(arch)"), "{}", ch.edits[2].why);
     assert_eq!(
         after(&ch, "/boot/loader/entries/arch.conf"),
         format!(

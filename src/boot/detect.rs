@@ -67,6 +67,10 @@ pub enum DetectError {
         "the target's fstab mounts the EFI system partition at {mountpoint}, but {mountpoint} inside the target is empty; mount the ESP there and run again"
     )]
     EspNotMounted { mountpoint: String },
+    #[error(
+        "the target's fstab mounts a separate /boot ({device}), but /boot inside the target is empty; mount it there and run again (its kernels, initramfs images and boot entries are what luksify edits)"
+    )]
+    BootNotMounted { device: String },
 }
 
 const BIN_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -208,8 +212,25 @@ fn systemd_boot_esp(root: &Path) -> Option<String> {
     })
 }
 
+/// The device of a separate /boot the target's fstab mounts at boot, when
+/// /boot inside the target is empty: planning would miss the boot loader's
+/// files, or worse, find only the tools and plan against nothing.
+fn unmounted_boot(root: &Path) -> Option<String> {
+    let (_, fstab) = target_fs::read(root, "/etc/fstab").ok()??;
+    String::from_utf8_lossy(&fstab).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 3 || f[0].starts_with('#') || f[1] != "/boot" {
+            return None;
+        }
+        let noauto = f
+            .get(3)
+            .is_some_and(|o| o.split(',').any(|o| o == "noauto"));
+        (!noauto && target_fs::list_dir(root, "/boot").is_empty()).then(|| f[0].to_string())
+    })
+}
+
 /// vfat mount points from the target's fstab that are empty inside the target.
-fn unmounted_esp(root: &Path) -> Option<String> {
+pub(crate) fn unmounted_esp(root: &Path) -> Option<String> {
     let (_, fstab) = target_fs::read(root, "/etc/fstab").ok()??;
     String::from_utf8_lossy(&fstab).lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -321,6 +342,9 @@ pub fn detect_bootloader(
 /// Bootloader and generator; `forced` (from --flavour) replaces generator detection.
 pub fn detect(root: &Path, forced: Option<Flavour>) -> Result<Detected, DetectError> {
     let mut evidence = Vec::new();
+    if let Some(device) = unmounted_boot(root) {
+        return Err(DetectError::BootNotMounted { device });
+    }
     let bootloader = detect_bootloader(root, &mut evidence)?;
     let flavour = match forced {
         Some(f) => {
@@ -425,6 +449,46 @@ mod tests {
                 mountpoint: "/boot/efi".into()
             }
         );
+    }
+
+    #[test]
+    fn unmounted_boot_is_refused_before_guessing() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        // The tools are on the root filesystem; the configuration is not.
+        touch(r, "/usr/sbin/grub2-mkconfig", "");
+        touch(r, "/usr/bin/dracut", "");
+        touch(
+            r,
+            "/etc/fstab",
+            "/dev/mapper/vg0-root / xfs defaults 0 0
+UUID=7a1f2c3d /boot xfs defaults 0 0
+",
+        );
+        fs::create_dir_all(r.join("boot")).unwrap();
+        let e = detect(r, None).unwrap_err();
+        assert_eq!(
+            e,
+            DetectError::BootNotMounted {
+                device: "UUID=7a1f2c3d".into()
+            }
+        );
+        assert!(e.to_string().contains("mount it there"), "{e}");
+        touch(r, "/boot/grub2/grub.cfg", "");
+        assert!(detect(r, None).is_ok());
+        // A /boot that is not mounted at boot either is not expected here.
+        fs::remove_dir_all(r.join("boot")).unwrap();
+        fs::create_dir_all(r.join("boot")).unwrap();
+        touch(
+            r,
+            "/etc/fstab",
+            "/dev/sda1 /boot ext2 noauto 0 0
+",
+        );
+        assert!(!matches!(
+            detect(r, None),
+            Err(DetectError::BootNotMounted { .. })
+        ));
     }
 
     #[test]

@@ -128,7 +128,10 @@ impl FileEdit {
         }
         let backup = match &current {
             Some(old) => Some(self.save_backup(&host, old)?),
-            None => None,
+            None => {
+                create_parent(&host)?;
+                None
+            }
         };
         write_atomic(&host, &self.after, NEW_FILE_MODE)
             .with_context(|| format!("writing the new {}", self.path.display()))?;
@@ -176,6 +179,31 @@ impl FileEdit {
             host.display()
         )
     }
+}
+
+/// A file to be created may be the first in its directory (/etc/kernel on a
+/// target that never had kernel-install configured): make the directories,
+/// and flush the entry of the topmost new one to disk.
+fn create_parent(host: &Path) -> Result<()> {
+    let Some(dir) = host.parent() else {
+        return Ok(());
+    };
+    let mut top = dir;
+    while let Some(up) = top.parent()
+        && !up.exists()
+    {
+        top = up;
+    }
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(up) = top.parent() {
+        fs::File::open(up)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("flushing {} to disk", up.display()))?;
+    }
+    Ok(())
 }
 
 /// GRUB's environment block is padded with hundreds of `#`; a diff line of
@@ -321,6 +349,22 @@ mod tests {
             fs::read_to_string(t.path().join("etc/crypttab")).unwrap(),
             "new\n"
         );
+    }
+
+    #[test]
+    fn creates_missing_directories_for_new_files() {
+        let t = target();
+        let mut e = edit(None, "ro quiet\n");
+        e.path = "/etc/kernel/cmdline".into();
+        assert_eq!(
+            e.apply(t.path()).unwrap(),
+            Applied::Written { backup: None }
+        );
+        assert_eq!(
+            fs::read_to_string(t.path().join("etc/kernel/cmdline")).unwrap(),
+            "ro quiet\n"
+        );
+        assert_eq!(e.apply(t.path()).unwrap(), Applied::AlreadyDone);
     }
 
     #[test]

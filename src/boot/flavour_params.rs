@@ -171,10 +171,16 @@ pub fn kernel_params(flavour: Flavour, req: &BootRequest, existing: &Cmdline) ->
                 // Anaconda writes luks-UUID; dracut strips the prefix, so
                 // either spelling already present is fine.
                 add(luks_key, format!("luks-{uuid}"), vec![uuid.clone()]),
-                add(lv_key, format!("{}/{}", req.vg, req.root_lv), vec![]),
             ];
-            if let Some(lv) = resume_lv.filter(|lv| *lv != req.root_lv) {
-                v.push(add(lv_key, format!("{}/{lv}", req.vg), vec![]));
+            // rd.lvm.vg=VG already activates every LV of the VG, root and
+            // swap included; rd.lvm.lv would only repeat part of it.
+            let whole_vg = existing.contains("rd.lvm.vg", Some(&req.vg))
+                || existing.contains("rd_LVM_VG", Some(&req.vg));
+            if !whole_vg {
+                v.push(add(lv_key, format!("{}/{}", req.vg, req.root_lv), vec![]));
+                if let Some(lv) = resume_lv.filter(|lv| *lv != req.root_lv) {
+                    v.push(add(lv_key, format!("{}/{lv}", req.vg), vec![]));
+                }
             }
             v
         }
@@ -314,6 +320,14 @@ mod tests {
             "ro root=/dev/mapper/my--vg-root rd_LVM_LV=my-vg/root LANG=en_US.UTF-8 rd_NO_MD \
              rd_LUKS_UUID=luks-0e5a1c2b-1111-4222-8333-444455556666"
         );
+        // rd.lvm.vg= of our VG already activates root and swap.
+        let l = "root=/dev/mapper/my--vg-root ro rd.lvm.vg=my-vg resume=/dev/mapper/my--vg-swap";
+        assert_eq!(
+            applied(Flavour::Dracut, l),
+            format!("{l} rd.luks.uuid=luks-0e5a1c2b-1111-4222-8333-444455556666")
+        );
+        // Another VG's rd.lvm.vg= does not.
+        assert!(applied(Flavour::Dracut, "ro rd.lvm.vg=other").ends_with(" rd.lvm.lv=my-vg/root"));
         // The bare-UUID spelling already present counts.
         let l = "root=/dev/mapper/my--vg-root rd.luks.uuid=0e5a1c2b-1111-4222-8333-444455556666 rd.lvm.lv=my-vg/root";
         assert_eq!(applied(Flavour::Dracut, l), l);

@@ -291,6 +291,11 @@ pub fn plan(
     ch: &mut BootChanges,
 ) -> Result<(), BootRefusal> {
     ch.note("GRUB_ENABLE_CRYPTODISK is not needed: /boot stays outside the encrypted container");
+    if let Some(mp) = super::detect::unmounted_esp(root) {
+        ch.note(format!(
+            "the EFI system partition (fstab: {mp}) is not mounted inside the target; RHEL/CentOS 7 and 8 on EFI keep the grub.cfg GRUB reads there ({mp}/EFI/*/grub.cfg), which this plan then cannot see or regenerate. Mount it at {mp} inside the target and plan again"
+        ));
+    }
     let regen = regeneration(root, config, bls);
     // grub-mkconfig sources /etc/default/grub, then /etc/default/grub.d/*.cfg
     // (Debian, Ubuntu): the last file assigning the variable decides.

@@ -194,10 +194,13 @@ pub fn plan_boot_changes(root: &Path, req: &BootRequest) -> Result<BootChanges, 
             grub_legacy::plan(root, config, req, flavour, &mut ch)?
         }
         Bootloader::Grub2 { config, bls } => {
+            grub2::plan(root, config.as_deref(), *bls, req, flavour, &mut ch)?;
+            // After /etc/default/grub: Fedora's grub2-mkconfig rewrites an
+            // /etc/kernel/cmdline older than /etc/default/grub, and the one
+            // created here should stay exactly as the plan shows it.
             if *bls {
                 bls::plan(root, "/boot/loader/entries", req, flavour, &mut ch)?;
             }
-            grub2::plan(root, config.as_deref(), *bls, req, flavour, &mut ch)?;
         }
         Bootloader::SystemdBoot { esp } => systemd_boot::plan(root, esp, req, flavour, &mut ch)?,
     }
