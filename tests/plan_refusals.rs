@@ -327,3 +327,18 @@ fn spare_used_by_the_target_is_refused_even_with_wipe() {
             .contains("/boot (/dev/vda1)")
     );
 }
+
+#[test]
+fn whole_disk_original_pv() {
+    let mut s = seed();
+    // The PV on the whole of /dev/vdc instead of a partition of /dev/vda.
+    s.disks
+        .push(common::empty_disk("/dev/vdc", 1024 * MIB, "whole"));
+    s.lvm.pvs[0].path = "/dev/vdc".into();
+    for lv in &mut s.lvm.lvs {
+        lv.segments[0].devices[0].device = "/dev/vdc".into();
+    }
+    let r = refusal(&s, &choices(Strategy::SpareReturn));
+    assert!(matches!(r, Refusal::WholeDiskPv { .. }), "{r:?}");
+    assert!(r.to_string().contains("partition"), "{r}");
+}

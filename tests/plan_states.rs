@@ -263,3 +263,148 @@ fn json_has_the_same_steps_as_text() {
         p.luks_uuid, p.luks_uuid
     )));
 }
+
+fn changes_disks(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Command { .. }
+            | Action::PvMove { .. }
+            | Action::LuksFormat { .. }
+            | Action::LuksOpen { .. }
+    )
+}
+
+/// Runs a migration the way `luksify migrate` does: the plan's steps in order,
+/// each disk step only if planning again from the disks still calls for it
+/// next; when it does not, the person runs luksify again (a fresh plan).
+fn drive_to_completion(
+    mut s: luksify::probe::Snapshot,
+    c: &Choices,
+    what: &str,
+) -> luksify::probe::Snapshot {
+    for run in 0..10 {
+        let p = plan::plan(&s, c).unwrap_or_else(|r| panic!("{what}, run {run}: refused: {r}"));
+        let n = disk_steps(&p);
+        if n == 0 {
+            return s;
+        }
+        for (i, step) in p.steps[..n].iter().enumerate() {
+            if i > 0 && changes_disks(&step.action) {
+                let again = plan::plan(&s, c)
+                    .unwrap_or_else(|r| panic!("{what}, run {run}, step {i}: refused: {r}"));
+                let next = again.steps.iter().find(|x| changes_disks(&x.action));
+                if next.map(|x| &x.action) != Some(&step.action) {
+                    break;
+                }
+            }
+            sim::apply(&mut s, step);
+        }
+    }
+    panic!("{what}: still not done after 10 runs of luksify");
+}
+
+fn assert_done(s: &luksify::probe::Snapshot, strategy: Strategy, what: &str) {
+    let pvs: Vec<&str> = s.pvs_of("vg0").map(|p| p.path.as_str()).collect();
+    assert_eq!(pvs.len(), 1, "{what}: {pvs:?}");
+    assert!(pvs[0].starts_with("/dev/mapper/luks-"), "{what}: {pvs:?}");
+    assert!(s.pvmove_in("vg0").is_none(), "{what}");
+    let freed = match strategy {
+        Strategy::SpareReturn => "/dev/vdb",
+        Strategy::SpareKeep => "/dev/vda2",
+    };
+    assert!(s.pv(freed).is_none(), "{what}: {freed} still a PV");
+    assert_eq!(
+        s.pv(pvs[0]).unwrap().pe_alloc_count,
+        141,
+        "{what}: all data inside"
+    );
+}
+
+#[test]
+fn a_reboot_at_any_point_is_resumed_to_the_end() {
+    for strategy in [Strategy::SpareReturn, Strategy::SpareKeep] {
+        let c = choices(strategy);
+        let fresh = plan::plan(&common::seed(), &c).unwrap();
+        let n = disk_steps(&fresh);
+        let mut state = common::seed();
+        for k in 0..=n {
+            let mut rebooted = state.clone();
+            sim::reboot(&mut rebooted);
+            let what = format!("{strategy:?}, reboot after {k} steps");
+            let end = drive_to_completion(rebooted, &c, &what);
+            assert_done(&end, strategy, &what);
+            if k < n {
+                sim::apply(&mut state, &fresh.steps[k]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reboot_during_the_move_into_the_container_opens_it_before_activating() {
+    let c = choices(Strategy::SpareReturn);
+    let fresh = plan::plan(&common::seed(), &c).unwrap();
+    let back = fresh
+        .steps
+        .iter()
+        .position(
+            |s| matches!(&s.action, Action::PvMove { source: Some(src), .. } if src == "/dev/vdb"),
+        )
+        .unwrap();
+    let mut s = common::seed();
+    for step in &fresh.steps[..back] {
+        sim::apply(&mut s, step);
+    }
+    let m = format!("/dev/mapper/{}", fresh.mapper_name);
+    sim::interrupt_pvmove(&mut s, "vg0", "/dev/vdb", &m, true);
+    sim::reboot(&mut s);
+    let p = plan::plan(&s, &c).unwrap_or_else(|r| panic!("refused: {r}"));
+    assert!(
+        matches!(p.steps[0].action, Action::LuksOpen { .. }),
+        "{:?}",
+        p.steps[0]
+    );
+    assert!(
+        matches!(&p.steps[1].action, Action::Command { argv, .. }
+        if argv == &["lvm", "vgchange", "-ay", "--poll", "n", "vg0"]),
+        "{:?}",
+        p.steps[1]
+    );
+    assert!(
+        matches!(p.steps[2].action, Action::PvMove { source: None, .. }),
+        "{:?}",
+        p.steps[2]
+    );
+    assert_done(
+        &drive_to_completion(s, &c, "second move"),
+        Strategy::SpareReturn,
+        "second move",
+    );
+}
+
+#[test]
+fn a_wrong_spare_on_resume_is_refused_not_called_done() {
+    let c = choices(Strategy::SpareReturn);
+    let fresh = plan::plan(&common::seed(), &c).unwrap();
+    let back = fresh
+        .steps
+        .iter()
+        .position(
+            |s| matches!(&s.action, Action::PvMove { source: Some(src), .. } if src == "/dev/vdb"),
+        )
+        .unwrap();
+    let mut s = common::seed();
+    for step in &fresh.steps[..=back] {
+        sim::apply(&mut s, step);
+    }
+    s.disks
+        .push(common::empty_disk("/dev/vdc", 1 << 30, "other"));
+    let mut wrong = c.clone();
+    wrong.spare = Some("/dev/vdc".into());
+    let r = plan::plan(&s, &wrong).unwrap_err();
+    assert!(
+        matches!(r, luksify::plan::Refusal::UncoveredPvs { .. }),
+        "{r:?}"
+    );
+    assert!(r.to_string().contains("/dev/vdb"), "{r}");
+}

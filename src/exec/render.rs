@@ -151,11 +151,13 @@ pub fn commands(action: &Action) -> Vec<String> {
         Action::Verify {
             target_root,
             luks_uuid,
-            vg,
             ..
-        } => vec![format!(
-            "luksify initrd verify <default entry's initramfs under {target_root}/boot> --luks-uuid {luks_uuid} --vg {vg}"
-        )],
+        } => vec![
+            format!("grep UUID={luks_uuid} {target_root}/etc/crypttab"),
+            format!(
+                "chroot {target_root} lsinitramfs /boot/initrd.img-KVER   # or lsinitrd, for each kernel"
+            ),
+        ],
         Action::UnmountTarget { mount_point } => {
             vec![format!("umount -R {}", shell_quote(mount_point))]
         }

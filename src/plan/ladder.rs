@@ -56,6 +56,12 @@ impl Facts<'_> {
         let pv = self.snap.pv_on_mapping(m)?;
         Some((pv.path.clone(), pv.vg.as_deref() == Some(&self.l.vg)))
     }
+    /// The container is not open and the VG misses a PV: the one inside it.
+    fn reboot_with_container_closed(&self, container: &str) -> bool {
+        self.snap.mapping_over(container).is_none()
+            && self.snap.pvs_of(&self.l.vg).any(|p| p.missing)
+    }
+
     /// What the spare carries that would be destroyed, if anything.
     fn spare_contents(&self) -> Option<String> {
         let spare = &self.l.spare;
@@ -120,7 +126,26 @@ fn spare_return(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
     let stage: u32;
     let mut resumed = None;
     let mut steps = Vec::new();
-    if f.sig(o) == Some("crypto_LUKS") {
+    let mut reopen = false;
+    if f.sig(o) == Some("crypto_LUKS") && f.reboot_with_container_closed(o) {
+        // After a reboot: the VG's PV inside the container shows as missing.
+        // Open it before anything activates the VG, then carry on.
+        reopen = true;
+        stage = if f.in_vg(s) {
+            if f.moving_off(s) || f.alloc(s) > 0 {
+                14
+            } else {
+                15
+            }
+        } else if f.orphan_pv(s) {
+            16
+        } else {
+            17
+        };
+        resumed = Some(format!(
+            "{o} is a closed LUKS container holding part of {vg}"
+        ));
+    } else if f.sig(o) == Some("crypto_LUKS") {
         stage = match f.crypt_pv() {
             None if f.snap.mapping_over(o).is_none() => 10,
             None => 12,
@@ -187,6 +212,9 @@ fn spare_return(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
         capacity::check(f.snap, l, container_bytes, Some(spare_bytes))?;
     } else if stage <= 13 {
         capacity::check(f.snap, l, container_bytes, None)?;
+    }
+    if reopen {
+        steps.push(luks_open(o, &l.luks_uuid, &l.mapper_name));
     }
     if f.snap.lvs_of(vg).any(|lv| lv.is_public() && !lv.active) {
         steps.push(activate(vg, f.snap.pvmove_in(vg).is_some()));
@@ -286,7 +314,24 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
     let stage: u32;
     let mut resumed = None;
     let mut steps = Vec::new();
-    if f.sig(c) == Some("crypto_LUKS") {
+    let mut reopen = false;
+    if f.sig(c) == Some("crypto_LUKS") && f.reboot_with_container_closed(c) {
+        reopen = true;
+        stage = if f.in_vg(o) {
+            if f.moving_off(o) || f.alloc(o) > 0 {
+                8
+            } else {
+                9
+            }
+        } else if f.orphan_pv(o) {
+            10
+        } else {
+            11
+        };
+        resumed = Some(format!(
+            "{c} is a closed LUKS container holding part of {vg}"
+        ));
+    } else if f.sig(c) == Some("crypto_LUKS") {
         stage = match f.crypt_pv() {
             None if f.snap.mapping_over(c).is_none() => 4,
             None => 6,
@@ -336,6 +381,9 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
             },
             e => e,
         })?;
+    }
+    if reopen {
+        steps.push(luks_open(c, &l.luks_uuid, &l.mapper_name));
     }
     if f.snap.lvs_of(vg).any(|lv| lv.is_public() && !lv.active) {
         steps.push(activate(vg, f.snap.pvmove_in(vg).is_some()));

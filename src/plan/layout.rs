@@ -143,22 +143,39 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         .find(|t| t.starts_with("luksify:orig-"))
         .cloned()
         .or_else(|| identity_tag(snap, &original));
-    let luks_uuid = match snap.signature(&container) {
-        Some(s) if s.kind == "crypto_LUKS" => s.uuid.clone().unwrap_or_default(),
-        _ => derive_uuid(
-            &vg.uuid,
-            &format!(
-                "{}:{}",
-                strategy.name(),
-                orig_tag.clone().unwrap_or_default()
-            ),
+    if !migrating && snap.partition(&original).is_none() {
+        return Err(Refusal::WholeDiskPv { device: original });
+    }
+    let derived = derive_uuid(
+        &vg.uuid,
+        &format!(
+            "{}:{}",
+            strategy.name(),
+            orig_tag.clone().unwrap_or_default()
         ),
+    );
+    // luksify formats with the derived UUID; any other LUKS header here was
+    // made by someone else and may hold their data.
+    let luks_uuid = match snap.signature(&container) {
+        Some(s) if s.kind == "crypto_LUKS" => {
+            let found = s.uuid.clone().unwrap_or_default();
+            if found != derived {
+                return Err(Refusal::UnknownState {
+                    detail: format!(
+                        "{container} holds a LUKS container (UUID {found}) that this migration did not make; luksify will not touch it. If it is yours to destroy, wipe it (`wipefs --all {container}`) and run luksify again"
+                    ),
+                });
+            }
+            found
+        }
+        _ => derived,
     };
     let mapper_name = choices
         .mapper_name
         .clone()
         .or_else(|| snap.mapping_over(&container).map(|m| m.name.clone()))
         .unwrap_or_else(|| format!("luks-{luks_uuid}"));
+    check_pvs_covered(snap, &vg_name, &original, &spare, &container, &mapper_name)?;
     let mut tags = vec![format!("{TAG_PREFIX}{}", strategy.name())];
     tags.extend(orig_tag);
     Ok(Layout {
@@ -174,6 +191,55 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         target,
         tags,
     })
+}
+
+/// Every PV of the VG must be the original, the spare or the PV inside the
+/// container. A PV LVM cannot find is allowed only while the container is
+/// closed (after a reboot): it is the one inside it.
+fn check_pvs_covered(
+    snap: &Snapshot,
+    vg: &str,
+    original: &str,
+    spare: &str,
+    container: &str,
+    mapper_name: &str,
+) -> Result<(), Refusal> {
+    let mapping = snap.crypt_mappings.iter().find(|m| m.name == mapper_name);
+    let container_closed = mapping.is_none()
+        && snap
+            .signature(container)
+            .is_some_and(|s| s.kind == "crypto_LUKS");
+    let mut missing = 0;
+    let mut others = Vec::new();
+    for pv in snap.pvs_of(vg) {
+        let ours = pv.path == original
+            || pv.path == spare
+            || mapping
+                .is_some_and(|m| pv.path == m.path || pv.path == format!("/dev/{}", m.kernel_name));
+        if ours {
+            continue;
+        }
+        if pv.missing && container_closed {
+            missing += 1;
+            continue;
+        }
+        others.push(if pv.missing {
+            format!("a missing PV (UUID {})", pv.uuid)
+        } else {
+            pv.path.clone()
+        });
+    }
+    if missing > 1 {
+        others.push(format!("{missing} missing PVs"));
+    }
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::UncoveredPvs {
+            vg: vg.into(),
+            pvs: others.join(", "),
+        })
+    }
 }
 
 fn no_root_detail(snap: &Snapshot) -> String {
@@ -240,7 +306,9 @@ fn find_original(
     match candidates.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(Refusal::UnknownState {
-            detail: format!("volume group {vg} has no unencrypted PV left to migrate"),
+            detail: format!(
+                "volume group {vg} has no unencrypted PV left and no luksify migration recorded on it: it is already encrypted, nothing is left to do"
+            ),
         }),
         many => Err(Refusal::UncoveredPvs {
             vg: vg.into(),

@@ -59,7 +59,7 @@ pub enum Refusal {
     UnsupportedLvs { vg: String, lvs: String },
 
     #[error(
-        "a pvmove is in progress in {vg} ({lv}, moving off {source_pv}) that this migration did not start. Let it finish (`pvmove` with no arguments) or abort it (`pvmove --abort`), then run luksify again"
+        "a pvmove is in progress in {vg} ({lv}, moving off {source_pv}) that this migration did not start. Let it finish (`vgchange -ay --poll n {vg}`, then `pvmove -i 1`: a bare pvmove on an inactive VG exits 0 having moved nothing) or abort it (`pvmove --abort`), then run luksify again"
     )]
     ForeignPvmove {
         vg: String,
@@ -109,6 +109,11 @@ pub enum Refusal {
 
     #[error("the target's boot configuration cannot be updated safely: {detail}")]
     BootConfig { detail: String },
+
+    #[error(
+        "{device} is an LVM PV on a whole disk, without a partition table; luksify records the partition's UUID to find the original again after a reboot, so it cannot migrate this layout safely yet. Use a layout with the PV on a partition"
+    )]
+    WholeDiskPv { device: String },
 
     #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"

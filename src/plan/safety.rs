@@ -132,7 +132,11 @@ fn movable_lvs(snap: &Snapshot, vg: &str) -> Result<(), Refusal> {
 fn no_foreign_pvmove(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
     if let Some(mv) = snap.pvmove_in(&l.vg) {
         let source = mv.move_pv.clone().unwrap_or_default();
-        let ours = [l.original.clone(), l.spare.clone(), l.mapper_path()];
+        let mut ours = vec![l.original.clone(), l.spare.clone(), l.mapper_path()];
+        // After a reboot the PV inside the closed container is `[unknown]`.
+        if snap.mapping_over(&l.container).is_none() && snap.pvs_of(&l.vg).any(|p| p.missing) {
+            ours.push("unknown".into());
+        }
         let mapping_dm = snap
             .crypt_mappings
             .iter()

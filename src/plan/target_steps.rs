@@ -75,7 +75,7 @@ pub fn steps(snap: &Snapshot, l: &Layout, edits: Vec<FileDiff>) -> Vec<Step> {
         },
         Step {
             title: "Verify that the target will unlock and boot".into(),
-            why: "luksify proves before the reboot that the default boot entry's initramfs can open this container and activate this VG".into(),
+            why: "before the reboot: crypttab names this container's UUID, and every kernel's initramfs (listed with the target's own lsinitramfs or lsinitrd) holds cryptsetup, a crypttab and dm-crypt".into(),
             action: Action::Verify {
                 target_root: TARGET_MOUNT.into(),
                 luks_uuid: l.luks_uuid.clone(),

@@ -52,7 +52,13 @@ fn recount(s: &mut Snapshot) {
 }
 
 fn move_extents(s: &mut Snapshot, source: &str, dest: &str) {
-    let n = s.pv(source).map(|p| p.pe_alloc_count).unwrap_or(0);
+    // A resumed move's mirror already counts its extents on the destination.
+    let resuming = s.lvm.lvs.iter().any(|l| l.is_pvmove());
+    let n = if resuming {
+        0
+    } else {
+        s.pv(source).map(|p| p.pe_alloc_count).unwrap_or(0)
+    };
     let mut offset = s.pv(dest).map(|p| p.pe_alloc_count).unwrap_or(0);
     for lv in &mut s.lvm.lvs {
         for seg in &mut lv.segments {
@@ -212,6 +218,19 @@ pub fn apply(s: &mut Snapshot, step: &Step) {
         Action::LuksOpen { device, name, .. } => {
             let size = s.device_size(device).unwrap() - (16 << 20);
             let n = s.crypt_mappings.len();
+            // The PV inside, if any, is found again.
+            let path = format!("/dev/mapper/{name}");
+            for pv in s.lvm.pvs.iter_mut().filter(|p| p.missing) {
+                pv.missing = false;
+                pv.path = path.clone();
+            }
+            for lv in &mut s.lvm.lvs {
+                for seg in &mut lv.segments {
+                    for d in seg.devices.iter_mut().filter(|d| d.device == "unknown") {
+                        d.device = path.clone();
+                    }
+                }
+            }
             s.crypt_mappings.push(CryptMapping {
                 name: name.clone(),
                 kernel_name: format!("dm-{}", 10 + n),
@@ -275,4 +294,30 @@ pub fn interrupt_pvmove(s: &mut Snapshot, vg: &str, source: &str, dest: &str, ac
         },
     ];
     s.lvm.lvs.push(mv);
+}
+
+/// A reboot into the live system: open containers are closed, the PV inside
+/// one shows as missing (`[unknown]`), nothing is active.
+pub fn reboot(s: &mut Snapshot) {
+    let closed: Vec<String> = s.crypt_mappings.drain(..).map(|m| m.path).collect();
+    for pv in &mut s.lvm.pvs {
+        if closed.contains(&pv.path) {
+            pv.path = "[unknown]".into();
+            pv.missing = pv.vg.is_some();
+        }
+    }
+    // An orphan PV inside a closed container is simply not seen.
+    s.lvm.pvs.retain(|p| p.path != "[unknown]" || p.missing);
+    for lv in &mut s.lvm.lvs {
+        lv.active = false;
+        for seg in &mut lv.segments {
+            for d in seg
+                .devices
+                .iter_mut()
+                .filter(|d| closed.contains(&d.device))
+            {
+                d.device = "unknown".into();
+            }
+        }
+    }
 }

@@ -85,8 +85,25 @@ fn install_deps() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing {}", missing.join(" "));
-    run(Command::new("apt-get").args(["update", "-q"]))?;
-    run(Command::new("apt-get")
+    // apt-get needs root; elsewhere go through sudo.
+    let apt = |args: &[&str]| {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-E", "apt-get"]);
+            c
+        };
+        c.args(args);
+        c
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    run(apt(&[])
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
@@ -135,7 +152,7 @@ fn demo(non_interactive: bool) -> Result<()> {
             "--header-backup",
             "/root/vg0.luks-header",
         ]))?;
-    println!("\n== A spare that is too small is refused before anything is written:\n");
+    println!("\n== A spare that holds the target's /boot is refused before anything is written:\n");
     let out = Command::new(&bin)
         .args(["plan", "--snapshot"])
         .arg(&snapshot)
