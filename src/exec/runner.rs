@@ -82,7 +82,13 @@ impl super::Executor for Runner {
                 self.precondition(step)?;
             }
             self.run_step(step)
-                .with_context(|| format!("step {} of {total} ({}) failed", i + 1, step.title))?;
+                .with_context(|| {
+                    format!(
+                        "step {} of {total} ({}) failed; nothing further was done. Fix the cause, then run `luksify migrate` again with the same choices: it resumes from what is on the disks",
+                        i + 1,
+                        step.title
+                    )
+                })?;
             if !step.expect.is_empty() {
                 let now = self.reprobe()?;
                 let unmet = checks::unmet(&now, &step.expect);
@@ -120,7 +126,7 @@ impl Runner {
         match fresh.steps.iter().find(|s| changes_disks(&s.action)) {
             Some(next) if next.action == step.action => Ok(()),
             Some(next) => bail!(
-                "the disks no longer call for `{}` (planning now says `{}` comes next); stopping before changing anything else",
+                "the disks no longer call for `{}` (planning now says `{}` comes next); stopping before changing anything else. Run `luksify plan` with the same choices to see the remaining steps, then `luksify migrate` to carry them out",
                 step.title,
                 next.title
             ),
@@ -327,18 +333,30 @@ pub fn parse_pvmove_percent(line: &str) -> Option<f64> {
 
 fn mount_target(root: &str, boot: Option<&str>, mp: &str) -> Result<()> {
     std::fs::create_dir_all(mp).with_context(|| format!("creating {mp}"))?;
-    let mounted = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounted.lines().any(|l| l.split(' ').nth(1) == Some(mp)) {
-        return Ok(());
+    // Each mount on its own: an earlier run may have stopped half-way, and
+    // edits must never land in the root filesystem's empty /boot.
+    let mounted = |point: &str| {
+        std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(point))
+    };
+    if !mounted(mp) {
+        Cmd::new("mount").args([root, mp]).run()?;
     }
-    Cmd::new("mount").args([root, mp]).run()?;
     if let Some(b) = boot {
-        Cmd::new("mount").args([b, &format!("{mp}/boot")]).run()?;
+        let point = format!("{mp}/boot");
+        if !mounted(&point) {
+            Cmd::new("mount").args([b, &point]).run()?;
+        }
     }
     for fs in ["dev", "proc", "sys", "run"] {
-        Cmd::new("mount")
-            .args(["--bind", &format!("/{fs}"), &format!("{mp}/{fs}")])
-            .run()?;
+        let point = format!("{mp}/{fs}");
+        if !mounted(&point) {
+            Cmd::new("mount")
+                .args(["--bind", &format!("/{fs}"), &point])
+                .run()?;
+        }
     }
     Ok(())
 }
