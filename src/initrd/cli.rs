@@ -74,9 +74,17 @@ pub struct InjectArgs {
     /// dm-crypt cipher of the container (see `cryptsetup luksDump`).
     #[arg(long, default_value = "aes-xts-plain64")]
     pub cipher: String,
-    /// Merge into the main segment and recompress instead of appending an overlay.
-    #[arg(long)]
+    /// Merge the changes into the main segment and recompress (the default):
+    /// the result is one archive that every tool reads.
+    #[arg(long, conflicts_with = "overlay")]
     pub rewrite: bool,
+    /// Append the changes as one extra compressed segment instead, keeping the
+    /// original bytes as a prefix (much faster; falls back to rewrite where the
+    /// kernel could not apply it). The kernel reads it, but Debian's
+    /// lsinitramfs/unmkinitramfs stop at the first archive of a compressed
+    /// stream and do not show the injected files.
+    #[arg(long)]
+    pub overlay: bool,
     /// Compression of the written segment (default: the image's own).
     #[arg(long)]
     pub compress: Option<Compression>,
@@ -165,10 +173,10 @@ fn run_inject(a: InjectArgs) -> anyhow::Result<i32> {
     let written = write(
         &img,
         &WriteOptions {
-            mode: if a.rewrite {
-                WriteMode::Rewrite
-            } else {
+            mode: if a.overlay && !a.rewrite {
                 WriteMode::Auto
+            } else {
+                WriteMode::Rewrite
             },
             compression: a.compress,
             compress: CompressOptions::default(),
