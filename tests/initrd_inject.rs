@@ -360,3 +360,46 @@ fn hook_scripts_are_shellcheck_clean() {
         );
     }
 }
+
+/// Injecting into an already injected image changes nothing that Debian's
+/// unmkinitramfs can see (no second ORDER line, crypttab line or wrapper).
+#[test]
+fn injecting_twice_is_the_same_as_once() {
+    let images = real_images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for img in images.iter().filter(|i| {
+        !i.early_microcode
+            && matches!(i.compression, testkit::Compression::Gzip)
+            && matches!(i.generator, Generator::Mkinitramfs | Generator::Busybox)
+    }) {
+        let mut trees = Vec::new();
+        let mut input = img.path.clone();
+        for n in 1..=2 {
+            let out = dir.path().join(format!(
+                "{n}-{}",
+                img.path.file_name().unwrap().to_string_lossy()
+            ));
+            let (code, _, err) = luksify(&[
+                "initrd",
+                "inject",
+                input.to_str().unwrap(),
+                "--root",
+                img.root.to_str().unwrap(),
+                "--luks-uuid",
+                UUID,
+                "--vg",
+                VG,
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            assert_eq!(code, 0, "{err}");
+            let unpacked = dir
+                .path()
+                .join(format!("{}.d", out.file_name().unwrap().to_string_lossy()));
+            unmkinitramfs(&out, &unpacked).unwrap();
+            trees.push(Tree::snapshot(&unpacked));
+            input = out;
+        }
+        trees[0].assert_same(&trees[1]);
+    }
+}

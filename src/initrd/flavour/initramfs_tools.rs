@@ -19,16 +19,28 @@ fn order_lines() -> String {
     format!("/{HOOK_PATH} \"$@\"\n[ -e /conf/param.conf ] && . /conf/param.conf\n")
 }
 
+/// ORDER with our script first, and only once when injecting again.
+fn new_order(old: &str) -> String {
+    let mut out = order_lines();
+    let mut ours = false;
+    for l in old.lines() {
+        let param = l.starts_with("[ -e /conf/param.conf ]");
+        if l.contains(HOOK_PATH) || (ours && param) {
+            ours = !param;
+            continue;
+        }
+        ours = false;
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
 pub fn apply(img: &mut Image, s: &Settings) -> Result<Vec<String>> {
     add_unlock_script(img, s)?;
     img.add_file(HOOK_PATH, HOOK.as_bytes().to_vec(), 0o755)?;
     let old = inimage::text(img, ORDER).unwrap_or_default();
-    let rest: String = old
-        .lines()
-        .filter(|l| !l.contains(HOOK_PATH))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    img.add_file(ORDER, (order_lines() + &rest).into_bytes(), 0o644)?;
+    img.add_file(ORDER, new_order(&old).into_bytes(), 0o644)?;
     let tab = inimage::text(img, CRYPTTAB).unwrap_or_default();
     if !tab.contains(&s.luks_uuid) {
         img.add_file(CRYPTTAB, (tab + &s.crypttab_line()).into_bytes(), 0o644)?;
@@ -57,4 +69,17 @@ pub fn check(img: &Image, s: &Settings) -> Vec<HookCheck> {
             check_unlock_script(img, s),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn order_gets_our_script_first_and_once() {
+        let debian =
+            "/scripts/local-top/lvm2 \"$@\"\n[ -e /conf/param.conf ] && . /conf/param.conf\n";
+        let once = super::new_order(debian);
+        assert_eq!(once, super::order_lines() + debian);
+        assert_eq!(super::new_order(&once), once);
+        assert_eq!(super::new_order(""), super::order_lines());
+    }
 }
