@@ -22,13 +22,17 @@ pub mod compression;
 pub mod cpio;
 pub mod elf;
 pub mod error;
+pub mod flavour;
 pub mod image;
+pub mod inimage;
+pub mod inject;
 pub mod kmod;
 pub mod list;
 pub mod lz4_legacy;
 pub mod lzop;
 pub mod path;
 pub mod segment;
+pub mod verify;
 pub mod write;
 
 pub use compression::{CompressOptions, Compression};
