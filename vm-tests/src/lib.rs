@@ -17,3 +17,4 @@ pub mod live_env;
 pub mod logs;
 pub mod probe_capture;
 pub mod qemu;
+pub mod target_disk;
