@@ -28,8 +28,10 @@ pub const ROOT_UUID: &str = "0b0a1e5c-0000-4000-8000-0000000000f0";
 pub const SUMS_PATH: &str = "/var/lib/boot-check/tree.sha256";
 pub const BOOT_MIB: u64 = 256;
 pub const SWAP_MIB: u64 = 64;
+/// Unallocated space left in the VG.
+pub const FREE_MIB: u64 = 32;
 /// Bump when the layout or the scripts run in the guest change.
-const RECIPE: &str = "vm-target-disk v1";
+const RECIPE: &str = "vm-target-disk v2";
 
 const BOOT_CHECK: &str = include_str!("target_disk/boot-check.sh");
 const LAYOUT: &str = include_str!("target_disk/layout.sh");
@@ -199,8 +201,10 @@ fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
     drop_dir(&boot_staging)?;
 
     let image = dir.join("target.img");
-    // 1 MiB label gap + /boot + PV (root + swap + 4 MiB of metadata slack).
-    let total = 1 + BOOT_MIB + root_mib + SWAP_MIB + 8;
+    // 1 MiB label gap + /boot + PV: root + swap + 1 MiB of LVM metadata +
+    // FREE_MIB unallocated, the room a LUKS2 header (16 MiB) takes when
+    // spare-return turns the PV's partition into a container.
+    let total = 1 + BOOT_MIB + root_mib + SWAP_MIB + 4 + FREE_MIB;
     disk::create_sparse(&image, total * disk::MIB)?;
 
     let live = live_env::build(kernel, &[])?;
