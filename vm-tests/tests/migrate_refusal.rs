@@ -3,10 +3,12 @@
 //! and both disk images are byte-for-byte unchanged.
 
 mod common;
+mod migrate_common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+use migrate_common::store_secret;
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::live_env::{self, PROMPT};
@@ -44,8 +46,7 @@ fn too_small_spare_is_refused_without_a_write() {
     c.init_shell(PROMPT, T).unwrap();
     // Activating the VG writes nothing to the disks; the probe needs the LVs.
     sh(c, "vgchange -ay vg0");
-    c.put_file("/root/pass", format!("{PASSPHRASE}\n").as_bytes(), T)
-        .unwrap();
+    store_secret(c, "/root/pass", PASSPHRASE, T);
     let out = c
         .exec(
             "luksify migrate --yes --spare /dev/vdb --strategy spare-return \

@@ -5,10 +5,12 @@
 //! root on dm-crypt and swap working.
 
 mod common;
+mod migrate_common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+use migrate_common::store_secret;
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::live_env::{self, PROMPT};
@@ -44,23 +46,21 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     // What a person does on a live CD that does not auto-activate LVM.
     sh(c, "vgchange -ay vg0");
     // The passphrase reaches luksify on stdin, never in argv.
-    c.put_file("/root/pass", format!("{PASSPHRASE}\n").as_bytes(), T)
-        .unwrap();
+    store_secret(c, "/root/pass", PASSPHRASE, T);
     let t_migrate = Instant::now();
-    let out = c
-        .exec(
+    // Through the console rather than exec, so the log shows progress.
+    let (code, text) = c
+        .run(
             "luksify migrate --yes --spare /dev/vdb --strategy spare-return \
              --header-backup /root/vg0.luks-header --passphrase-stdin \
-             --pbkdf pbkdf2 --iter-time 100 < /root/pass",
+             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1",
             Duration::from_secs(1500),
         )
         .unwrap();
     let migrate_time = t_migrate.elapsed();
-    let stdout = out.stdout_str();
-    let stderr = out.stderr_str();
-    eprintln!("luksify migrate ({migrate_time:.1?}):\n{stdout}\n{stderr}");
-    assert_eq!(out.code, 0, "luksify migrate failed:\n{stdout}\n{stderr}");
-    assert!(!stdout.contains(PASSPHRASE) && !stderr.contains(PASSPHRASE));
+    eprintln!("luksify migrate ({migrate_time:.1?}):\n{text}");
+    assert_eq!(code, 0, "luksify migrate failed:\n{text}");
+    assert!(!text.contains(PASSPHRASE));
     sh(c, "rm /root/pass");
     let header = sh(c, "cryptsetup luksDump /root/vg0.luks-header | head -3");
     assert!(header.contains("LUKS header information"), "{header}");
