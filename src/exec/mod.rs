@@ -2,6 +2,7 @@
 
 pub mod checks;
 pub mod migrate;
+pub mod mounts;
 pub mod render;
 pub mod runner;
 

@@ -256,9 +256,7 @@ impl Runner {
                 luks_uuid,
                 ..
             } => verify(Path::new(target_root), luks_uuid)?,
-            Action::UnmountTarget { mount_point } => {
-                Cmd::new("umount").args(["-R", mount_point]).run()?;
-            }
+            Action::UnmountTarget { mount_point } => super::mounts::unmount_tree(mount_point)?,
         }
         Ok(())
     }

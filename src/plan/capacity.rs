@@ -4,6 +4,7 @@
 use super::layout::Layout;
 use super::refusal::Refusal;
 use crate::probe::Snapshot;
+use crate::probe::snapshot::Pv;
 
 /// LVM's default offset of the first extent on a new PV.
 pub const NEW_PV_PE_START: u64 = 1 << 20;
@@ -22,6 +23,26 @@ pub fn allocated_extents(snap: &Snapshot, vg: &str) -> u64 {
 /// Extents a new PV of `bytes` would offer.
 pub fn extents_in(bytes: u64, extent_size: u64) -> u64 {
     bytes.saturating_sub(NEW_PV_PE_START) / extent_size.max(1)
+}
+
+/// Extents `pv` offers a VG of `extent_size`. An orphan PV (made by
+/// pvcreate, in no VG yet) reports pe_count 0: LVM only divides a PV into
+/// extents when it joins a VG, so count them from its size.
+pub fn pv_extents(pv: &Pv, extent_size: u64) -> u64 {
+    if pv.vg.is_some() && pv.pe_count > 0 {
+        return pv.pe_count;
+    }
+    let bytes = if pv.dev_size > 0 {
+        pv.dev_size
+    } else {
+        pv.size
+    };
+    let start = if pv.pe_start > 0 {
+        pv.pe_start
+    } else {
+        NEW_PV_PE_START
+    };
+    bytes.saturating_sub(start) / extent_size.max(1)
 }
 
 /// Size of the one partition sfdisk creates on a whole disk: it starts at
@@ -45,7 +66,7 @@ pub fn check(
     if let Some(spare_bytes) = spare_bytes {
         let have = snap
             .pv(&l.spare)
-            .map(|p| p.pe_count)
+            .map(|p| pv_extents(p, e))
             .unwrap_or_else(|| extents_in(spare_bytes, e));
         if have < need {
             return Err(Refusal::SpareTooSmall {
@@ -60,7 +81,7 @@ pub fn check(
     let have = snap
         .mapping_over(&l.container)
         .and_then(|m| snap.pv_on_mapping(m))
-        .map(|p| p.pe_count)
+        .map(|p| pv_extents(p, e))
         .unwrap_or_else(|| extents_in(container_bytes.saturating_sub(l.luks_header_bytes), e));
     if have < need {
         let short = need - have;
@@ -90,6 +111,30 @@ mod tests {
     fn extents_after_pe_start() {
         assert_eq!(extents_in(1 << 30, 4 << 20), 255);
         assert_eq!(extents_in(0, 4 << 20), 0);
+    }
+
+    fn pv(vg: Option<&str>, pe_count: u64) -> Pv {
+        Pv {
+            path: "/dev/vdb".into(),
+            uuid: "u".into(),
+            vg: vg.map(String::from),
+            size: 1 << 30,
+            free: 0,
+            pe_start: MIB,
+            pe_count,
+            pe_alloc_count: 0,
+            dev_size: 1 << 30,
+            tags: vec![],
+            missing: false,
+        }
+    }
+
+    /// Measured in the VM: right after `pvcreate /dev/vdb` the spare's
+    /// report says pv_pe_count 0; a re-plan must not call it too small.
+    #[test]
+    fn orphan_pv_counts_extents_from_its_size() {
+        assert_eq!(pv_extents(&pv(None, 0), 4 << 20), 255);
+        assert_eq!(pv_extents(&pv(Some("vg0"), 250), 4 << 20), 250);
     }
 
     #[test]

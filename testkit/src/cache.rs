@@ -16,7 +16,7 @@ pub fn cache_root() -> PathBuf {
 
 /// FNV-1a, 64 bit: stable across Rust releases (unlike `DefaultHasher`), and
 /// the keys are ours, so collision resistance against an adversary is moot.
-fn fnv1a(data: &[u8]) -> u64 {
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data {
         h ^= u64::from(*b);

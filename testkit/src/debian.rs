@@ -33,9 +33,9 @@ impl Flavour {
     }
 }
 
-const SUITE: &str = "bookworm";
+pub(crate) const SUITE: &str = "bookworm";
 /// non-free-firmware carries intel-microcode and amd64-microcode.
-const COMPONENTS: &str = "main non-free-firmware";
+pub(crate) const COMPONENTS: &str = "main non-free-firmware";
 /// What a target system we migrate looks like: Debian's kernel, LVM, the
 /// cryptsetup binary (not cryptsetup-initramfs: teaching the image to unlock
 /// is our job), busybox, microcode, and the decompressors lsinitramfs needs.
@@ -89,7 +89,7 @@ pub fn debian_mirror() -> String {
 
 /// Serialises everything that writes the shared .deb cache (debootstrap
 /// --cache-dir and apt's archive directory), which apt does not share well.
-fn with_deb_cache<T>(f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+pub(crate) fn with_deb_cache<T>(f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let root = cache_root();
     let debs = root.join("debs");
     fs::create_dir_all(debs.join("partial"))?;
@@ -99,7 +99,7 @@ fn with_deb_cache<T>(f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     f(&debs)
 }
 
-fn base_root() -> Result<PathBuf> {
+pub(crate) fn base_root() -> Result<PathBuf> {
     let mirror = debian_mirror();
     let key = format!("{RECIPE}\nminbase {SUITE} {COMPONENTS} {mirror}");
     let dir = cached_dir("debian-base", &key, |tmp| {

@@ -15,5 +15,7 @@ pub mod host_closure;
 pub mod image_tree;
 pub mod live_env;
 pub mod logs;
+pub mod luksify_bin;
 pub mod probe_capture;
 pub mod qemu;
+pub mod target_disk;

@@ -1,0 +1,123 @@
+//! The root file system of a bootable VM target: a debootstrapped Debian 12
+//! with its kernel, LVM, cryptsetup-initramfs and GRUB installed, and an
+//! initramfs already built for the unencrypted layout. The disk layout
+//! (partitions, VG, GRUB in the MBR) is made by the VM harness; this is only
+//! the file tree that goes onto it.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::cache::{cached_dir, fnv1a};
+use crate::debian::{
+    COMPONENTS, SUITE, base_root, chroot_env, debian_mirror, kernel_version, with_deb_cache,
+};
+use crate::mounts::ChrootMounts;
+use crate::run::run;
+
+/// What the VM target carries. cryptsetup-initramfs makes initramfs-tools
+/// able to unlock LUKS by itself (issue 6 item 5); grub-pc is the BIOS GRUB.
+pub const VM_TARGET_PACKAGES: &[&str] = &[
+    "linux-image-amd64",
+    "lvm2",
+    "cryptsetup",
+    "cryptsetup-initramfs",
+    "initramfs-tools",
+    "grub-pc",
+    "e2fsprogs",
+    "util-linux",
+    "busybox",
+];
+
+const RECIPE: &str = "debian-vm-target v1";
+
+/// Keeps grub-pc's postinst from installing GRUB onto one of the build
+/// host's disks: the harness runs grub-install inside the guest.
+const DEBCONF: &str = "grub-pc grub-pc/install_devices multiselect\n\
+grub-pc grub-pc/install_devices_empty boolean true\n";
+
+/// Returns CACHE/debian-vm-target-HASH/root. `files` (path relative to the
+/// root, content, mode) are written before the initramfs is built, so the
+/// caller's fstab, GRUB defaults and init scripts are part of the key.
+pub fn debian_vm_target(files: &[(&str, &[u8], u32)]) -> Result<PathBuf> {
+    let base = base_root()?;
+    let mirror = debian_mirror();
+    let mut key = format!(
+        "{RECIPE}\nbase={}\npackages={}\n",
+        base.display(),
+        VM_TARGET_PACKAGES.join(" ")
+    );
+    for (path, data, mode) in files {
+        key.push_str(&format!(
+            "{path} {mode:o} {} {:016x}\n",
+            data.len(),
+            fnv1a(data)
+        ));
+    }
+    let dir = cached_dir("debian-vm-target", &key, |tmp| {
+        let root = tmp.join("root");
+        run(
+            "cp",
+            [
+                "-a".as_ref(),
+                "--reflink=auto".as_ref(),
+                base.as_os_str(),
+                root.as_os_str(),
+            ],
+        )?;
+        fs::write(
+            root.join("etc/apt/sources.list"),
+            format!("deb {mirror} {SUITE} {COMPONENTS}\n"),
+        )?;
+        let policy = root.join("usr/sbin/policy-rc.d");
+        fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
+        run("chmod", ["0755".as_ref(), policy.as_os_str()])?;
+        fs::write(root.join("tmp/debconf.sel"), DEBCONF)?;
+        for (path, data, mode) in files {
+            let p = root.join(path.trim_start_matches('/'));
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::write(&p, data)?;
+            run("chmod", [format!("{mode:o}"), p.display().to_string()])?;
+        }
+        let env = [
+            ("DEBIAN_FRONTEND", "noninteractive"),
+            ("INITRD", "No"),
+            ("LC_ALL", "C"),
+            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        ];
+        with_deb_cache(|debs| {
+            let _mounts = ChrootMounts::new(&root, Some(debs))?;
+            chroot_env(&root, ["debconf-set-selections", "/tmp/debconf.sel"], &env)?;
+            chroot_env(&root, ["apt-get", "-q", "update"], &env)?;
+            let mut install = vec!["apt-get", "-q", "-y", "--no-install-recommends", "install"];
+            install.extend(VM_TARGET_PACKAGES);
+            chroot_env(&root, install, &env)?;
+            Ok(())
+        })?;
+        let kver = kernel_version(&root)?;
+        {
+            let _mounts = ChrootMounts::new(&root, None)?;
+            chroot_env(&root, ["update-initramfs", "-c", "-k", &kver], &env)?;
+        }
+        fs::remove_file(&policy)?;
+        fs::remove_file(root.join("tmp/debconf.sel"))?;
+        let _ = fs::remove_dir_all(root.join("var/lib/apt/lists"));
+        fs::create_dir_all(root.join("var/lib/apt/lists/partial"))?;
+        for needed in [
+            format!("boot/initrd.img-{kver}"),
+            format!("boot/vmlinuz-{kver}"),
+            "usr/sbin/grub-install".into(),
+            "usr/share/initramfs-tools/hooks/cryptroot".into(),
+        ] {
+            if !root.join(&needed).exists() {
+                bail!("{needed} is missing from the VM target root");
+            }
+        }
+        eprintln!("testkit: VM target root has kernel {kver}");
+        Ok(())
+    })?;
+    Ok(dir.join("root"))
+}

@@ -1,0 +1,255 @@
+//! The VM target disk: a Debian 12 install in the seed layout (DOS label,
+//! vda1 /boot ext4, vda2 the PV of vg0 holding LVs root and swap), GRUB in
+//! the MBR, cryptsetup-initramfs installed, and `boot-check` as init: it
+//! reports the root device, device-mapper tables, swap and the sha256 sums
+//! of a known file tree on the console, then powers off.
+//!
+//! The file systems are made on the host (`mke2fs -d`, no mount needed); the
+//! partitioning, LVM, GRUB install and grub.cfg need a kernel with
+//! device-mapper, so they are done inside a live guest. The finished image
+//! is cached by its inputs; tests copy it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use luksify::sys::process::Cmd;
+use sha2::{Digest, Sha256};
+
+use crate::guest_kernel::GuestKernel;
+use crate::live_env::{self, PROMPT};
+use crate::qemu::GuestBuilder;
+use crate::{cache, disk};
+
+pub const VG: &str = "vg0";
+pub const BOOT_UUID: &str = "0b0a1e5c-0000-4000-8000-000000000b00";
+pub const ROOT_UUID: &str = "0b0a1e5c-0000-4000-8000-0000000000f0";
+/// Where boot-check finds the sums the host recorded.
+pub const SUMS_PATH: &str = "/var/lib/boot-check/tree.sha256";
+pub const BOOT_MIB: u64 = 256;
+pub const SWAP_MIB: u64 = 64;
+/// Unallocated space left in the VG.
+pub const FREE_MIB: u64 = 32;
+/// Bump when the layout or the scripts run in the guest change.
+const RECIPE: &str = "vm-target-disk v2";
+
+const BOOT_CHECK: &str = include_str!("target_disk/boot-check.sh");
+const LAYOUT: &str = include_str!("target_disk/layout.sh");
+
+const T: Duration = Duration::from_secs(300);
+
+/// A finished target disk image in the cache.
+#[derive(Debug, Clone)]
+pub struct TargetDisk {
+    /// The cached image; copy it before booting (see [`TargetDisk::copy_to`]).
+    pub image: PathBuf,
+    /// Size of the root LV in MiB.
+    pub root_mib: u64,
+}
+
+impl TargetDisk {
+    /// A sparse copy at `dest`, for a test to change.
+    pub fn copy_to(&self, dest: &Path) -> Result<()> {
+        Cmd::new("cp")
+            .arg("--sparse=always")
+            .arg(&self.image)
+            .arg(dest)
+            .run()
+            .context("copying the target disk image")?;
+        Ok(())
+    }
+}
+
+/// The known file tree (path, content): small text, a file with a space in
+/// its name, and a few MiB of deterministic pseudo-random data so moved
+/// extents are really checked.
+pub fn known_tree() -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![
+        (
+            "/srv/tree/hello.txt".to_string(),
+            b"hello, luksify\n".to_vec(),
+        ),
+        (
+            "/srv/tree/with space.txt".to_string(),
+            b"names survive\n".to_vec(),
+        ),
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..4 {
+        let mut data = Vec::with_capacity(1 << 20);
+        while data.len() < 1 << 20 {
+            // xorshift64*: fast and fixed, no dependency.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            data.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        files.push((format!("/srv/tree/data/block-{i}.bin"), data));
+    }
+    files
+}
+
+/// `sha256sum` lines for [`known_tree`].
+pub fn known_sums() -> String {
+    known_tree()
+        .iter()
+        .map(|(p, d)| format!("{}  {p}\n", crate::cache::hex(&Sha256::digest(d))))
+        .collect()
+}
+
+fn config_files() -> Vec<(String, Vec<u8>, u32)> {
+    let mut files: Vec<(String, Vec<u8>, u32)> = vec![
+        (
+            "/etc/fstab".into(),
+            format!(
+                "/dev/mapper/{VG}-root / ext4 errors=remount-ro 0 1\n\
+                 UUID={BOOT_UUID} /boot ext4 defaults 0 2\n\
+                 /dev/mapper/{VG}-swap none swap sw 0 0\n"
+            )
+            .into_bytes(),
+            0o644,
+        ),
+        ("/etc/hostname".into(), b"vm-target\n".to_vec(), 0o644),
+        // grub-mkconfig reads this after /etc/default/grub (which grub-pc's
+        // postinst owns). boot-check stands in for the init system.
+        (
+            "/etc/default/grub.d/vm-target.cfg".into(),
+            b"GRUB_TIMEOUT=0\n\
+              GRUB_CMDLINE_LINUX_DEFAULT=\"\"\n\
+              GRUB_CMDLINE_LINUX=\"console=ttyS0 init=/usr/local/sbin/boot-check panic=-1\"\n\
+              GRUB_TERMINAL=console\n\
+              GRUB_DISABLE_OS_PROBER=true\n\
+              GRUB_DISABLE_RECOVERY=true\n"
+                .to_vec(),
+            0o644,
+        ),
+        // No resume device: the initramfs would otherwise wait for one.
+        (
+            "/etc/initramfs-tools/conf.d/resume".into(),
+            b"RESUME=none\n".to_vec(),
+            0o644,
+        ),
+        (
+            "/usr/local/sbin/boot-check".into(),
+            BOOT_CHECK.as_bytes().to_vec(),
+            0o755,
+        ),
+        (SUMS_PATH.into(), known_sums().into_bytes(), 0o644),
+    ];
+    for (p, d) in known_tree() {
+        files.push((p, d, 0o644));
+    }
+    files
+}
+
+/// Builds (or finds in the cache) the target disk.
+pub fn build(kernel: &GuestKernel) -> Result<TargetDisk> {
+    let files = config_files();
+    let refs: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .map(|(p, d, m)| (p.as_str(), d.as_slice(), *m))
+        .collect();
+    let root = testkit::debian_vm_target(&refs).context("building the target's Debian root")?;
+    let key = cache::key_of(&[
+        RECIPE.as_bytes(),
+        root.display().to_string().as_bytes(),
+        BOOT_CHECK.as_bytes(),
+        LAYOUT.as_bytes(),
+    ]);
+    let dir = cache::entry("vm-target-disk", &key, |dir| build_into(kernel, &root, dir))?;
+    let root_mib: u64 = std::fs::read_to_string(dir.join("root-mib"))?
+        .trim()
+        .parse()?;
+    Ok(TargetDisk {
+        image: dir.join("target.img"),
+        root_mib,
+    })
+}
+
+fn du_mib(dir: &Path) -> Result<u64> {
+    let out = Cmd::new("du").args(["-sxm"]).arg(dir).run()?.stdout_str();
+    out.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .context("parsing du's output")
+}
+
+fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
+    let work = tempfile::tempdir_in(dir)?;
+    let staging = work.path().join("root");
+    Cmd::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(root)
+        .arg(&staging)
+        .run()?;
+    let boot_staging = work.path().join("boot");
+    Cmd::new("mv")
+        .arg(staging.join("boot"))
+        .arg(&boot_staging)
+        .run()?;
+    std::fs::create_dir(staging.join("boot"))?;
+    std::fs::create_dir_all(boot_staging.join("grub"))?;
+
+    let root_used = du_mib(&staging)?;
+    // Room for a kernel update and the initramfs tools' temp files.
+    let root_mib = (root_used * 13 / 10 + 128).div_ceil(4) * 4;
+    let boot_img = work.path().join("boot.img");
+    let root_img = work.path().join("root.img");
+    mke2fs(&boot_staging, &boot_img, BOOT_UUID, "boot", BOOT_MIB)?;
+    mke2fs(&staging, &root_img, ROOT_UUID, "root", root_mib)?;
+    drop_dir(&staging)?;
+    drop_dir(&boot_staging)?;
+
+    let image = dir.join("target.img");
+    // 1 MiB label gap + /boot + PV: root + swap + 1 MiB of LVM metadata +
+    // FREE_MIB unallocated, the room a LUKS2 header (16 MiB) takes when
+    // spare-return turns the PV's partition into a container.
+    let total = 1 + BOOT_MIB + root_mib + SWAP_MIB + 4 + FREE_MIB;
+    disk::create_sparse(&image, total * disk::MIB)?;
+
+    let live = live_env::build(kernel, &[])?;
+    let mut g = GuestBuilder::new("target-disk-build")
+        .kernel(&live.kernel)
+        .initrd(&live.initrd)
+        .append(&live.append)
+        .disk_with_serial(&image, "target")
+        .disk_with_serial(&boot_img, "bootimg")
+        .disk_with_serial(&root_img, "rootimg")
+        .start()?;
+    let c = g.console();
+    c.wait_for("luksify-live: ready", T)?;
+    c.init_shell(PROMPT, T)?;
+    c.put_file("/tmp/layout.sh", LAYOUT.as_bytes(), T)?;
+    let out = c.exec(
+        &format!(
+            "BOOT_MIB={BOOT_MIB} ROOT_MIB={root_mib} SWAP_MIB={SWAP_MIB} VG={VG} sh /tmp/layout.sh"
+        ),
+        Duration::from_secs(600),
+    )?;
+    if out.code != 0 {
+        bail!(
+            "laying out the target disk failed ({}):\n{}\n{}",
+            out.code,
+            out.stdout_str(),
+            out.stderr_str()
+        );
+    }
+    g.poweroff(T)?;
+    std::fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;
+    Ok(())
+}
+
+fn drop_dir(d: &Path) -> Result<()> {
+    std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))
+}
+
+fn mke2fs(src: &Path, img: &Path, uuid: &str, label: &str, mib: u64) -> Result<()> {
+    Cmd::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-U", uuid, "-L", label, "-d"])
+        .arg(src)
+        .arg(img)
+        .arg(format!("{mib}M"))
+        .run()
+        .with_context(|| format!("making the {label} file system image"))?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Issue 5's seed flow on a target that has cryptsetup-initramfs: the live
+//! guest runs `luksify migrate --yes` (spare-return, passphrase on stdin);
+//! then the target disk boots alone through GRUB, asks for the passphrase on
+//! the serial console, unlocks, and boot-check finds the file tree intact,
+//! root on dm-crypt and swap working.
+
+mod common;
+mod migrate_common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use migrate_common::store_secret;
+use vm_tests::disk::{self, MIB};
+use vm_tests::guest_kernel::GuestKernel;
+use vm_tests::live_env::{self, PROMPT};
+use vm_tests::luksify_bin;
+use vm_tests::qemu::GuestBuilder;
+use vm_tests::target_disk;
+
+#[test]
+fn seed_flow_spare_return_boots_and_unlocks() {
+    let t0 = Instant::now();
+    let kernel = GuestKernel::debian_current().unwrap();
+    let disk = target_disk::build(&kernel).unwrap();
+    let luksify = luksify_bin::release().unwrap();
+    let live = live_env::build(&kernel, &[luksify]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.img");
+    let spare = dir.path().join("spare.img");
+    disk.copy_to(&target).unwrap();
+    disk::create_sparse(&spare, (disk.root_mib + 512) * MIB).unwrap();
+    let ready = t0.elapsed();
+
+    let mut g = GuestBuilder::new("migrate-seed-flow")
+        .kernel(&live.kernel)
+        .initrd(&live.initrd)
+        .append(&live.append)
+        .disk_with_serial(&target, "target")
+        .disk_with_serial(&spare, "spare")
+        .start()
+        .unwrap();
+    let c = g.console();
+    c.wait_for("luksify-live: ready", T).unwrap();
+    c.init_shell(PROMPT, T).unwrap();
+    // What a person does on a live CD that does not auto-activate LVM.
+    sh(c, "vgchange -ay vg0");
+    // The passphrase reaches luksify on stdin, never in argv.
+    store_secret(c, "/root/pass", PASSPHRASE, T);
+    let t_migrate = Instant::now();
+    // Through the console rather than exec, so the log shows progress.
+    let (code, text) = c
+        .run(
+            "luksify migrate --yes --spare /dev/vdb --strategy spare-return \
+             --header-backup /root/vg0.luks-header --passphrase-stdin \
+             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1",
+            Duration::from_secs(1500),
+        )
+        .unwrap();
+    let migrate_time = t_migrate.elapsed();
+    eprintln!("luksify migrate ({migrate_time:.1?}):\n{text}");
+    assert_eq!(code, 0, "luksify migrate failed:\n{text}");
+    assert!(!text.contains(PASSPHRASE));
+    sh(c, "rm /root/pass");
+    let header = sh(c, "cryptsetup luksDump /root/vg0.luks-header | head -3");
+    assert!(header.contains("LUKS header information"), "{header}");
+    let uuid = sh(c, "cryptsetup luksUUID /dev/vda2").trim().to_string();
+    let spare_sig = c.exec("blkid -p /dev/vdb", T).unwrap();
+    assert_ne!(spare_sig.code, 0, "the spare still carries a signature");
+    g.poweroff(T).unwrap();
+    drop(g);
+
+    // The spare is detached: the target boots alone through its own GRUB.
+    let t_boot = Instant::now();
+    let mut g = GuestBuilder::new("migrate-seed-flow-boot")
+        .disk_with_serial(&target, "target")
+        .start()
+        .unwrap();
+    let c = g.console();
+    c.send_secret_after(
+        "Please unlock disk [^:]+: ",
+        PASSPHRASE.as_bytes(),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let report = c
+        .wait_for("BOOTCHECK: end", Duration::from_secs(240))
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
+    g.wait_exit(Duration::from_secs(60)).unwrap();
+    eprintln!(
+        "timings: artefacts {ready:.1?}, migrate {migrate_time:.1?}, boot+unlock+check {:.1?}, total {:.1?}",
+        t_boot.elapsed(),
+        t0.elapsed()
+    );
+    assert!(
+        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
+        "{text}"
+    );
+    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
+    assert!(text.contains("BOOTCHECK: swap /dev/"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("BOOTCHECK-DM: luks-{uuid}: "))
+                && l.contains(" crypt aes-xts-plain64 ")),
+        "root's PV is not the LUKS container {uuid}:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("BOOTCHECK-LSBLK: ") && l.contains(" crypt")),
+        "{text}"
+    );
+    assert!(!text.contains(PASSPHRASE));
+}
