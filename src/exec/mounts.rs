@@ -12,7 +12,7 @@ pub fn mounts_at_or_below(mountinfo: &str, mp: &str) -> Vec<String> {
     let mut found: Vec<String> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
+        .map(crate::probe::mountinfo::unescape_octal)
         .filter(|m| m == mp || m.starts_with(&below))
         .collect();
     // Stable: a point mounted twice keeps its stacking order, top last, and
@@ -21,26 +21,6 @@ pub fn mounts_at_or_below(mountinfo: &str, mp: &str) -> Vec<String> {
     found.reverse();
     found.sort_by_key(|m| std::cmp::Reverse(m.matches('/').count()));
     found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Unmounts everything at or below `mp`, deepest first.

@@ -20,7 +20,7 @@ pub fn parse(text: &str) -> Vec<Mount> {
 }
 
 /// The kernel writes space, tab, newline and backslash as `\040` style escapes.
-fn unescape_octal(s: &str) -> String {
+pub fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
