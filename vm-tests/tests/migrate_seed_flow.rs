@@ -18,7 +18,10 @@ use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk;
 
+// 24 minutes under TCG, 20 of them in the target's own update-initramfs:
+// too long for the default run; `cargo xtask test --all-vm` runs it.
 #[test]
+#[ignore = "24 min under TCG; run with cargo xtask test --all-vm"]
 fn seed_flow_spare_return_boots_and_unlocks() {
     let t0 = Instant::now();
     let kernel = GuestKernel::debian_current().unwrap();
@@ -48,18 +51,28 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     // The passphrase reaches luksify on stdin, never in argv.
     store_secret(c, "/root/pass", PASSPHRASE, T);
     let t_migrate = Instant::now();
-    // Through the console rather than exec, so the log shows progress.
-    let (code, text) = c
+    // Through the console rather than exec, so the log shows progress, each
+    // line stamped with the guest's uptime to time the steps.
+    let (_, text) = c
         .run(
-            "luksify migrate --yes --spare /dev/vdb --strategy spare-return \
+            "{ luksify migrate --yes --spare /dev/vdb --strategy spare-return \
              --header-backup /root/vg0.luks-header --passphrase-stdin \
-             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1",
-            Duration::from_secs(1500),
+             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
+             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
+            Duration::from_secs(1800),
         )
         .unwrap();
+    let code = text.lines().find_map(|l| {
+        l.split_once("luksify-exit=")
+            .map(|(_, c)| c.trim().to_string())
+    });
     let migrate_time = t_migrate.elapsed();
     eprintln!("luksify migrate ({migrate_time:.1?}):\n{text}");
-    assert_eq!(code, 0, "luksify migrate failed:\n{text}");
+    assert_eq!(
+        code.as_deref(),
+        Some("0"),
+        "luksify migrate failed:\n{text}"
+    );
     assert!(!text.contains(PASSPHRASE));
     sh(c, "rm /root/pass");
     let header = sh(c, "cryptsetup luksDump /root/vg0.luks-header | head -3");

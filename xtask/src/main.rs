@@ -20,6 +20,9 @@ enum Task {
         /// Skip installing system packages (they are already there).
         #[arg(long)]
         no_install: bool,
+        /// Also run the long VM scenarios (a full migration and boot: ~25 min under TCG).
+        #[arg(long)]
+        all_vm: bool,
     },
     /// Show luksify at work: probe, plan and status on the bundled snapshot of a real LVM machine.
     Demo {
@@ -115,7 +118,7 @@ fn cargo() -> Command {
     c
 }
 
-fn test(no_install: bool) -> Result<()> {
+fn test(no_install: bool, all_vm: bool) -> Result<()> {
     if !no_install {
         install_deps()?;
     }
@@ -128,7 +131,11 @@ fn test(no_install: bool) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    if all_vm {
+        run(cargo().args(["test", "-p", "vm-tests", "--", "--ignored"]))?;
+    }
+    Ok(())
 }
 
 fn demo(non_interactive: bool) -> Result<()> {
@@ -185,7 +192,7 @@ fn docs() -> Result<()> {
 
 fn main() -> Result<()> {
     match Args::parse().task {
-        Task::Test { no_install } => test(no_install),
+        Task::Test { no_install, all_vm } => test(no_install, all_vm),
         Task::Demo { non_interactive } => demo(non_interactive),
         Task::Docs => docs(),
         Task::Deps => install_deps(),
