@@ -425,11 +425,6 @@ pub fn missing_for_unlock(listing: &str, dm_crypt_builtin: bool) -> Vec<&'static
     missing
 }
 
-/// What the next runner step would print, used by tests.
-pub fn describe(step: &Step) -> Vec<String> {
-    render::commands(&step.action)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,12 +133,7 @@ pub fn spare_candidates(snap: &Snapshot, vg: &str, luks: &LuksOptions) -> Vec<Ca
 mod tests {
     use super::*;
 
-    fn fixture() -> Snapshot {
-        serde_json::from_str(include_str!(
-            "../../tests/fixtures/seed-layout.snapshot.json"
-        ))
-        .unwrap()
-    }
+    use crate::wizard::seed_fixture as fixture;
 
     #[test]
     fn seed_offers_only_the_empty_disk() {

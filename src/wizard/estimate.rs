@@ -82,10 +82,7 @@ mod tests {
 
     #[test]
     fn spare_return_moves_twice() {
-        let s: Snapshot = serde_json::from_str(include_str!(
-            "../../tests/fixtures/seed-layout.snapshot.json"
-        ))
-        .unwrap();
+        let s = crate::wizard::seed_fixture();
         let once = 141 * (4 << 20);
         assert_eq!(bytes_moved(&s, "vg0", Strategy::SpareKeep), once);
         assert_eq!(bytes_moved(&s, "vg0", Strategy::SpareReturn), 2 * once);

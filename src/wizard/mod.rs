@@ -10,6 +10,15 @@ pub mod found;
 pub mod next;
 pub mod passphrase;
 
+/// The snapshot captured from a real guest, for the unit tests.
+#[cfg(test)]
+pub(crate) fn seed_fixture() -> crate::probe::Snapshot {
+    serde_json::from_str(include_str!(
+        "../../tests/fixtures/seed-layout.snapshot.json"
+    ))
+    .unwrap()
+}
+
 use anyhow::{Result, bail};
 
 use crate::app::{Refused, exit, load_snapshot, probe_machine};

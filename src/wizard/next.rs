@@ -114,12 +114,7 @@ mod tests {
     use super::*;
     use crate::plan::{Choices, plan};
 
-    fn fixture() -> Snapshot {
-        serde_json::from_str(include_str!(
-            "../../tests/fixtures/seed-layout.snapshot.json"
-        ))
-        .unwrap()
-    }
+    use crate::wizard::seed_fixture as fixture;
 
     #[test]
     fn ram_or_disk() {

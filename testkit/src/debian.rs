@@ -89,6 +89,28 @@ pub fn debian_mirror() -> String {
 
 /// Serialises everything that writes the shared .deb cache (debootstrap
 /// --cache-dir and apt's archive directory), which apt does not share well.
+/// Copies the debootstrapped base to `root` and readies it for apt in a
+/// chroot: the mirror as its only source, and no daemon allowed to start.
+pub(crate) fn copy_base_for_apt(base: &Path, root: &Path, mirror: &str) -> Result<()> {
+    run(
+        "cp",
+        [
+            "-a".as_ref(),
+            "--reflink=auto".as_ref(),
+            base.as_os_str(),
+            root.as_os_str(),
+        ],
+    )?;
+    fs::write(
+        root.join("etc/apt/sources.list"),
+        format!("deb {mirror} {SUITE} {COMPONENTS}\n"),
+    )?;
+    let policy = root.join("usr/sbin/policy-rc.d");
+    fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
+    run("chmod", ["0755".as_ref(), policy.as_os_str()])?;
+    Ok(())
+}
+
 pub(crate) fn with_deb_cache<T>(f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let root = cache_root();
     let debs = root.join("debs");
@@ -139,23 +161,7 @@ pub fn debian_root(flavour: Flavour) -> Result<PathBuf> {
     );
     let dir = cached_dir(&format!("debian-root-{}", flavour.name()), &key, |tmp| {
         let root = tmp.join("root");
-        run(
-            "cp",
-            [
-                "-a".as_ref(),
-                "--reflink=auto".as_ref(),
-                base.as_os_str(),
-                root.as_os_str(),
-            ],
-        )?;
-        fs::write(
-            root.join("etc/apt/sources.list"),
-            format!("deb {mirror} {SUITE} {COMPONENTS}\n"),
-        )?;
-        // No daemons may start inside the chroot.
-        let policy = root.join("usr/sbin/policy-rc.d");
-        fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
-        run("chmod", ["0755".as_ref(), policy.as_os_str()])?;
+        copy_base_for_apt(&base, &root, &mirror)?;
         with_deb_cache(|debs| {
             let _mounts = ChrootMounts::new(&root, Some(debs))?;
             // INITRD=No makes the kernel's postinst hooks skip building an

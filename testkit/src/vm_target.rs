@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 
 use crate::cache::{cached_dir, fnv1a};
 use crate::debian::{
-    COMPONENTS, SUITE, base_root, chroot_env, debian_mirror, kernel_version, with_deb_cache,
+    base_root, chroot_env, copy_base_for_apt, debian_mirror, kernel_version, with_deb_cache,
 };
 use crate::mounts::ChrootMounts;
 use crate::run::run;
@@ -57,22 +57,7 @@ pub fn debian_vm_target(files: &[(&str, &[u8], u32)]) -> Result<PathBuf> {
     }
     let dir = cached_dir("debian-vm-target", &key, |tmp| {
         let root = tmp.join("root");
-        run(
-            "cp",
-            [
-                "-a".as_ref(),
-                "--reflink=auto".as_ref(),
-                base.as_os_str(),
-                root.as_os_str(),
-            ],
-        )?;
-        fs::write(
-            root.join("etc/apt/sources.list"),
-            format!("deb {mirror} {SUITE} {COMPONENTS}\n"),
-        )?;
-        let policy = root.join("usr/sbin/policy-rc.d");
-        fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
-        run("chmod", ["0755".as_ref(), policy.as_os_str()])?;
+        copy_base_for_apt(&base, &root, &mirror)?;
         fs::write(root.join("tmp/debconf.sel"), DEBCONF)?;
         for (path, data, mode) in files {
             let p = root.join(path.trim_start_matches('/'));
@@ -102,7 +87,7 @@ pub fn debian_vm_target(files: &[(&str, &[u8], u32)]) -> Result<PathBuf> {
             let _mounts = ChrootMounts::new(&root, None)?;
             chroot_env(&root, ["update-initramfs", "-c", "-k", &kver], &env)?;
         }
-        fs::remove_file(&policy)?;
+        fs::remove_file(root.join("usr/sbin/policy-rc.d"))?;
         fs::remove_file(root.join("tmp/debconf.sel"))?;
         let _ = fs::remove_dir_all(root.join("var/lib/apt/lists"));
         fs::create_dir_all(root.join("var/lib/apt/lists/partial"))?;
