@@ -18,10 +18,7 @@ use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk;
 
-// 24 minutes under TCG, 20 of them in the target's own update-initramfs:
-// too long for the default run; `cargo xtask test --all-vm` runs it.
 #[test]
-#[ignore = "24 min under TCG; run with cargo xtask test --all-vm"]
 fn seed_flow_spare_return_boots_and_unlocks() {
     let t0 = Instant::now();
     let kernel = GuestKernel::debian_current().unwrap();
