@@ -109,7 +109,20 @@ fn migrate(a: MigrateArgs) -> Result<i32> {
 fn status(a: StatusArgs) -> Result<i32> {
     let snap = match &a.snapshot {
         Some(p) => load_snapshot(p)?,
-        None => collect(&mut RealSource, false).context("probing this machine")?,
+        None => {
+            let quick = collect(&mut RealSource, false).context("probing this machine")?;
+            // Planning the rest of a migration needs the target's root LV,
+            // which only the slower probe of the target finds.
+            if quick.lvm.vgs.iter().any(|v| {
+                v.tags
+                    .iter()
+                    .any(|t| t.starts_with(plan::layout::TAG_PREFIX))
+            }) {
+                collect(&mut RealSource, true).context("probing this machine and its target")?
+            } else {
+                quick
+            }
+        }
     };
     let st = plan::status::of(&snap);
     print_json_or(a.json, &st, || plan::status::text(&st))

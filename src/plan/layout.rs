@@ -257,6 +257,15 @@ fn no_root_detail(snap: &Snapshot) -> String {
     }
 }
 
+/// The device an earlier run recorded in the VG's tags as the one being
+/// encrypted, if it is attached.
+pub fn recorded_original(snap: &Snapshot, tags: &[String]) -> Option<String> {
+    tags.iter()
+        .any(|t| t.starts_with("luksify:orig-"))
+        .then(|| find_original(snap, "", tags, "").ok())
+        .flatten()
+}
+
 /// The PV being migrated: from the VG's tags when an earlier run recorded it,
 /// else the one PV of the VG that is neither the spare nor already encrypted.
 fn find_original(
