@@ -21,7 +21,7 @@ pub struct Runner {
     first: Snapshot,
     choices: Choices,
     passphrase: Option<Passphrase>,
-    /// A second passphrase for its own keyslot, added right after formatting.
+    /// A second passphrase for its own keyslot, written with the first.
     recovery: Option<Passphrase>,
 }
 
@@ -164,7 +164,7 @@ impl Runner {
                 sector_size,
                 label,
             } => {
-                luks::format(
+                let recovery_slot = luks::format(
                     &luks::FormatSpec {
                         device: Path::new(device),
                         uuid,
@@ -173,10 +173,9 @@ impl Runner {
                         label,
                     },
                     self.passphrase()?,
+                    self.recovery.as_ref(),
                 )?;
-                if let Some(r) = &self.recovery {
-                    let slot =
-                        luks::add_passphrase(Path::new(device), options, self.passphrase()?, r)?;
+                if let Some(slot) = recovery_slot {
                     println!("  recovery passphrase added in keyslot {slot}");
                 }
             }

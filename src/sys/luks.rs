@@ -26,7 +26,65 @@ pub struct FormatSpec<'a> {
     pub label: &'a str,
 }
 
-pub fn format(spec: &FormatSpec, passphrase: &Passphrase) -> Result<()> {
+/// Formats `spec.device` with the passphrase in keyslot 0 and, when given,
+/// the recovery passphrase in the next keyslot; returns that keyslot.
+///
+/// The header and its keyslots are made in a private file first and land on
+/// the device in one header restore: formatting in place would leave a
+/// header without a keyslot for the seconds the key derivation takes, and a
+/// crash then makes the container unopenable and the recovery passphrase the
+/// person just wrote down a lie.
+pub fn format(
+    spec: &FormatSpec,
+    passphrase: &Passphrase,
+    recovery: Option<&Passphrase>,
+) -> Result<Option<u32>> {
+    let dev = spec.device.display().to_string();
+    let staging = staging_dir()?;
+    let header = staging.path().join("header");
+    std::fs::File::create(&header)
+        .and_then(|f| f.set_len(spec.options.header_bytes()))
+        .with_context(|| format!("creating {}", header.display()))?;
+    let recovery_slot = format_detached(spec, &header, passphrase, recovery)?;
+    let luks_type = match spec.options.version {
+        LuksVersion::Luks1 => EncryptionFormat::Luks1,
+        LuksVersion::Luks2 => EncryptionFormat::Luks2,
+    };
+    let mut cd =
+        CryptInit::init(spec.device).with_context(|| format!("opening {dev} for libcryptsetup"))?;
+    cd.backup_handle()
+        .header_restore(Some(luks_type), &header)
+        .with_context(|| format!("writing the new LUKS header onto {dev}"))?;
+    let mut check =
+        CryptInit::init(spec.device).with_context(|| format!("opening {dev} for libcryptsetup"))?;
+    check
+        .context_handle()
+        .load::<()>(None, None)
+        .with_context(|| format!("{dev} shows no LUKS header after writing one"))?;
+    Ok(recovery_slot)
+}
+
+/// A directory only root can read, in memory when /run is a tmpfs, removed
+/// when dropped.
+fn staging_dir() -> Result<tempfile::TempDir> {
+    let base = Path::new("/run/luksify");
+    let base = if std::fs::create_dir_all(base).is_ok() {
+        base.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    tempfile::Builder::new()
+        .prefix("luks-format.")
+        .tempdir_in(&base)
+        .with_context(|| format!("creating a private directory in {}", base.display()))
+}
+
+fn format_detached(
+    spec: &FormatSpec,
+    header: &Path,
+    passphrase: &Passphrase,
+    recovery: Option<&Passphrase>,
+) -> Result<Option<u32>> {
     let dev = spec.device.display().to_string();
     let (cipher, mode) = spec.options.cipher.split_once('-').ok_or_else(|| {
         anyhow!(
@@ -36,8 +94,12 @@ pub fn format(spec: &FormatSpec, passphrase: &Passphrase) -> Result<()> {
     })?;
     let uuid =
         uuid::Uuid::parse_str(spec.uuid).with_context(|| format!("bad LUKS UUID {}", spec.uuid))?;
-    let mut cd =
-        CryptInit::init(spec.device).with_context(|| format!("opening {dev} for libcryptsetup"))?;
+    let mut cd = CryptInit::init_with_data_device(Either::Right((header, spec.device)))
+        .with_context(|| format!("opening {dev} for libcryptsetup"))?;
+    // Where an attached header would put the data, so the header restored
+    // onto the device describes the same layout.
+    cd.set_data_offset(spec.options.header_bytes() / 512)
+        .context("setting the LUKS data offset")?;
     set_pbkdf(&mut cd, spec.options)?;
     let key_bytes = (spec.options.key_size_bits / 8) as usize;
     match spec.options.version {
@@ -79,11 +141,17 @@ pub fn format(spec: &FormatSpec, passphrase: &Passphrase) -> Result<()> {
             )
         }
     }
-    .with_context(|| format!("formatting {dev} as LUKS"))?;
+    .with_context(|| format!("preparing a LUKS header for {dev}"))?;
     cd.keyslot_handle()
         .add_by_key(None, None, passphrase.expose(), CryptVolumeKey::empty())
-        .with_context(|| format!("adding the passphrase to a keyslot of {dev}"))?;
-    Ok(())
+        .context("adding the passphrase to a keyslot of the new header")?;
+    recovery
+        .map(|r| {
+            cd.keyslot_handle()
+                .add_by_passphrase(None, passphrase.expose(), r.expose())
+                .context("adding the recovery passphrase to a keyslot of the new header")
+        })
+        .transpose()
 }
 
 /// The key derivation the options ask for, for every keyslot added through `cd`.

@@ -109,7 +109,7 @@ fn converse(a: &MigrateArgs) -> Result<i32> {
     };
     if recovery.is_some() {
         plan.notes.push(
-            "A second keyslot will hold the recovery passphrase you wrote down; it is added right after formatting.".into(),
+            "A second keyslot will hold the recovery passphrase you wrote down; it is written to the disk together with the first, so one never exists without the other.".into(),
         );
     }
 
