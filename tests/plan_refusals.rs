@@ -75,6 +75,43 @@ fn spare_with_contents_needs_explicit_wipe() {
 }
 
 #[test]
+fn orphan_pv_on_the_spare_not_made_by_us_needs_explicit_wipe() {
+    let mut s = seed();
+    let size = s.disks[1].size;
+    s.disks[1].signature = Some(Signature {
+        kind: "LVM2_member".into(),
+        uuid: Some("someone-elses-pv".into()),
+        label: None,
+        version: Some("LVM2 001".into()),
+    });
+    s.lvm.pvs.push(luksify::probe::Pv {
+        path: "/dev/vdb".into(),
+        uuid: "someone-elses-pv".into(),
+        vg: None,
+        size,
+        free: size,
+        pe_start: 1 << 20,
+        pe_count: 0,
+        pe_alloc_count: 0,
+        dev_size: size,
+        tags: vec![],
+        missing: false,
+    });
+    let mut c = choices(Strategy::SpareReturn);
+    let r = refusal(&s, &c);
+    assert!(matches!(r, Refusal::SpareNotEmpty { .. }), "{r:?}");
+    assert!(r.to_string().contains("LVM2_member"), "{r}");
+    c.wipe_spare = true;
+    let p = plan::plan(&s, &c).unwrap();
+    assert_eq!(p.steps[0].title, "Wipe the old signatures on /dev/vdb");
+    assert!(
+        p.steps[1].title.starts_with("Mark volume group vg0"),
+        "{}",
+        p.steps[1].title
+    );
+}
+
+#[test]
 fn spare_with_partition_table_is_not_empty() {
     let mut s = seed();
     s.disks[1].partition_table = Some(luksify::probe::PartitionTable {

@@ -165,9 +165,11 @@ fn spare_return(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
         stage = if f.moving_off(o) || f.alloc(o) > 0 {
             if f.in_vg(s) {
                 4
-            } else if f.orphan_pv(s) {
+            } else if f.orphan_pv(s) && f.tagged() {
                 3
             } else {
+                // An orphan PV on the spare that no run of ours made is a
+                // signature like any other: wiping it needs --wipe-spare.
                 1
             }
         } else {
