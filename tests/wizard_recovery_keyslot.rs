@@ -14,6 +14,9 @@ use luksify::sys::secret::Passphrase;
 
 const UUID: &str = "1fb48152-0b91-8288-b514-04d8445a29a9";
 
+/// One format at a time, so "no staging directory is left" is about this one.
+static FORMATTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `cryptsetup open --test-passphrase`: exit 0 if the passphrase opens a keyslot.
 fn opens(image: &Path, passphrase: &[u8]) -> bool {
     let mut c = Command::new("cryptsetup")
@@ -89,6 +92,7 @@ fn staging_left() -> Vec<String> {
 }
 
 fn format_like_cryptsetup(version: LuksVersion) {
+    let _one = FORMATTING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("container.img");
     let reference = dir.path().join("reference.img");
@@ -160,6 +164,7 @@ fn luks1_format_holds_both_keyslots_and_cryptsetups_layout() {
 
 #[test]
 fn without_recovery_one_keyslot_and_adding_one_later_needs_the_passphrase() {
+    let _one = FORMATTING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("container.img");
     blank(&image);

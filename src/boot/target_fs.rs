@@ -3,11 +3,37 @@
 //! (`/etc/grub.conf -> /boot/grub/grub.conf`, `/sbin -> usr/sbin`) must
 //! resolve inside it, never on the live system.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::BootRefusal;
+use crate::probe::FsAccess;
+
+thread_local! {
+    static RECORDING: RefCell<Option<Vec<FsAccess>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` and returns, with its result, every look it took at the target
+/// through this module: the probe keeps them so `plan` can compute the same
+/// boot changes later without the target mounted.
+pub fn recording<T>(f: impl FnOnce() -> T) -> (T, Vec<FsAccess>) {
+    RECORDING.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let log = RECORDING
+        .with(|r| r.borrow_mut().take())
+        .unwrap_or_default();
+    (out, log)
+}
+
+fn note(a: impl FnOnce() -> FsAccess) {
+    RECORDING.with(|r| {
+        if let Some(log) = r.borrow_mut().as_mut() {
+            log.push(a());
+        }
+    });
+}
 
 /// Resolves `path` (absolute inside the target) following symlinks as a
 /// chroot would. Returns the target-absolute path of the real file; missing
@@ -61,22 +87,44 @@ pub fn host(root: &Path, target_path: &Path) -> PathBuf {
 
 /// Whether `path` exists in the target (following the target's symlinks).
 pub fn exists(root: &Path, path: &str) -> bool {
-    host(root, &resolve(root, Path::new(path))).exists()
+    let yes = host(root, &resolve(root, Path::new(path))).exists();
+    note(|| FsAccess::Exists {
+        path: path.into(),
+        yes,
+    });
+    yes
 }
 
 pub fn is_dir(root: &Path, path: &str) -> bool {
-    host(root, &resolve(root, Path::new(path))).is_dir()
+    let yes = host(root, &resolve(root, Path::new(path))).is_dir();
+    note(|| FsAccess::IsDir {
+        path: path.into(),
+        yes,
+    });
+    yes
 }
 
 /// Reads a target file: `Ok(None)` when it does not exist. The returned
 /// path is the resolved one, which is where an edit must be written.
 pub fn read(root: &Path, path: &str) -> Result<Option<(PathBuf, Vec<u8>)>, BootRefusal> {
     let real = resolve(root, Path::new(path));
-    match fs::read(host(root, &real)) {
+    let out = match fs::read(host(root, &real)) {
         Ok(b) => Ok(Some((real, b))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(BootRefusal::Read { path: real, source }),
+    };
+    if let Ok(found) = &out {
+        note(|| FsAccess::Read {
+            path: path.into(),
+            found: found.as_ref().map(|(p, b)| {
+                (
+                    p.to_string_lossy().into_owned(),
+                    String::from_utf8_lossy(b).into_owned(),
+                )
+            }),
+        });
     }
+    out
 }
 
 /// Names in a target directory (sorted, so plans are stable); empty if absent.
@@ -90,6 +138,10 @@ pub fn list_dir(root: &Path, dir: &str) -> Vec<String> {
         })
         .unwrap_or_default();
     v.sort();
+    note(|| FsAccess::List {
+        path: dir.into(),
+        names: v.clone(),
+    });
     v
 }
 

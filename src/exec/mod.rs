@@ -1,5 +1,6 @@
 //! Runs a Plan: rendered for a dry run, or executed for real.
 
+mod boot_drift;
 pub mod checks;
 pub mod migrate;
 pub mod mounts;

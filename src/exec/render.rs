@@ -147,7 +147,7 @@ pub fn commands(action: &Action) -> Vec<String> {
                     .collect()
             }
         }
-        Action::BootConfig { .. } => vec![],
+        Action::BootConfig { commands, .. } => commands.clone(),
         Action::Verify {
             target_root,
             luks_uuid,
@@ -211,7 +211,10 @@ pub fn text(plan: &Plan) -> String {
         for c in commands(&step.action) {
             let _ = writeln!(o, "{pad}$ {c}");
         }
-        if let Action::BootConfig { edits, .. } = &step.action {
+        if let Action::BootConfig {
+            edits, complete, ..
+        } = &step.action
+        {
             if edits.is_empty() {
                 let _ = writeln!(o, "{pad}(no file needs to change)");
             }
@@ -222,7 +225,12 @@ pub fn text(plan: &Plan) -> String {
             }
             let _ = writeln!(
                 o,
-                "{pad}(the bootloader files are checked and edited on the mounted target; `luksify boot plan --root DIR` shows those diffs)"
+                "{pad}{}",
+                if *complete {
+                    "(computed from the target's files as the probe read them; migrate computes them again on the mounted target and shows any difference)"
+                } else {
+                    "(crypttab only: this snapshot holds no view of the bootloader files; `luksify boot plan --root DIR` shows those diffs on a mounted target)"
+                }
             );
         }
         let _ = writeln!(o, "{pad}why: {}", step.why);

@@ -232,6 +232,8 @@ impl Runner {
                 mapper_name,
                 vg,
                 root_lv,
+                edits: planned,
+                complete,
                 ..
             } => {
                 let root = Path::new(target_root);
@@ -245,6 +247,15 @@ impl Runner {
                     discard: false,
                 };
                 let changes = boot::plan_boot_changes(root, &req)?;
+                if *complete {
+                    let differ = super::boot_drift::differences(planned, &changes.edits);
+                    if !differ.is_empty() {
+                        println!(
+                            "  NOTE: the mounted target needs other boot changes than the plan showed ({}); these are the ones applied:",
+                            differ.join(", ")
+                        );
+                    }
+                }
                 for e in &changes.edits {
                     print!("{}", e.diff());
                 }

@@ -31,11 +31,11 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
     let l = layout::resolve(snap, choices)?;
     safety::check(snap, &l, choices)?;
     let ladder = ladder::plan(snap, &l, choices)?;
-    let edits = crate::boot::preview::planned_edits(snap, &l).map_err(|e| Refusal::BootConfig {
+    let boot = crate::boot::preview::planned_edits(snap, &l).map_err(|e| Refusal::BootConfig {
         detail: e.to_string(),
     })?;
     let mut steps = ladder.steps;
-    steps.extend(target_steps::steps(snap, &l, edits));
+    steps.extend(target_steps::steps(snap, &l, boot));
     steps.push(steps::untag_vg(&l));
     Ok(Plan {
         strategy: l.strategy,

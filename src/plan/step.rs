@@ -92,8 +92,16 @@ pub enum Action {
         root_lv: String,
         generator: Option<String>,
         /// The edits as computed from the snapshot, shown by dry-run; the
-        /// runner recomputes them on the mounted target and refuses if they differ.
+        /// runner recomputes them on the mounted target and says so if they differ.
         edits: Vec<FileDiff>,
+        /// Commands run in a chroot of the target after the edits (GRUB's
+        /// regeneration), as typed.
+        #[serde(default)]
+        commands: Vec<String>,
+        /// False when the snapshot held only crypttab (replayed, no boot view):
+        /// then `edits` is crypttab's change alone.
+        #[serde(default)]
+        complete: bool,
     },
     UnmountTarget {
         mount_point: String,

@@ -2,13 +2,14 @@
 //! target system able to unlock itself at boot, then verify that it can.
 
 use super::layout::Layout;
-use super::step::{Action, FileDiff, Step};
+use super::step::{Action, Step};
+use crate::boot::preview::Preview;
 use crate::probe::Snapshot;
 use crate::probe::target::resolve_spec;
 
 pub const TARGET_MOUNT: &str = "/run/luksify/target";
 
-pub fn steps(snap: &Snapshot, l: &Layout, edits: Vec<FileDiff>) -> Vec<Step> {
+pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
     let t = l.target;
     let (vg, lv) = t.root_lv.split_once('/').unwrap_or((&l.vg, ""));
     let boot_device = t
@@ -50,7 +51,9 @@ pub fn steps(snap: &Snapshot, l: &Layout, edits: Vec<FileDiff>) -> Vec<Step> {
                 vg: vg.into(),
                 root_lv: lv.into(),
                 generator: t.initramfs_generator.clone(),
-                edits,
+                edits: boot.edits,
+                commands: boot.commands,
+                complete: boot.complete,
             },
             expect: vec![],
         },

@@ -183,6 +183,34 @@ pub struct TargetOs {
     /// Boot-relevant configuration files (path inside the target → content),
     /// so `plan` can show exact diffs without the target mounted.
     pub files: std::collections::BTreeMap<String, String>,
+    /// Every look the boot engine took at the mounted target while the probe
+    /// had it mounted: replayed by `plan` to show the bootloader diffs.
+    /// Absent when the snapshot was replayed from a recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_view: Option<Vec<FsAccess>>,
+}
+
+/// One look at the target's file system, as the boot engine took it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "look", rename_all = "kebab-case")]
+pub enum FsAccess {
+    /// `found` = (the path after the target's symlinks, the content).
+    Read {
+        path: String,
+        found: Option<(String, String)>,
+    },
+    Exists {
+        path: String,
+        yes: bool,
+    },
+    IsDir {
+        path: String,
+        yes: bool,
+    },
+    List {
+        path: String,
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

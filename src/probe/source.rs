@@ -20,6 +20,13 @@ pub trait Source {
     fn canonical(&mut self, path: &str) -> Option<String>;
     /// Runs a read-only command and returns its exit code and stdout.
     fn run(&mut self, argv: &[&str]) -> Result<CommandRecord>;
+    /// What the boot engine sees of the target mounted at `root` (see
+    /// [`crate::probe::TargetOs::boot_view`]); None where nothing is mounted
+    /// for real, as in a replay.
+    fn boot_view(&mut self, root: &str, vg: &str, lv: &str) -> Option<Vec<super::FsAccess>> {
+        let _ = (root, vg, lv);
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +40,24 @@ pub struct CommandRecord {
 pub struct RealSource;
 
 impl Source for RealSource {
+    fn boot_view(&mut self, root: &str, vg: &str, lv: &str) -> Option<Vec<super::FsAccess>> {
+        // The looks do not depend on the UUID, only on what is installed.
+        let uuid = "00000000-0000-4000-8000-000000000000";
+        let req = crate::boot::BootRequest {
+            luks_uuid: uuid.into(),
+            mapper_name: format!("luks-{uuid}"),
+            vg: vg.into(),
+            root_lv: lv.into(),
+            flavour: None,
+            initrd_path: None,
+            discard: false,
+        };
+        let (_, looks) = crate::boot::target_fs::recording(|| {
+            crate::boot::plan_boot_changes(Path::new(root), &req)
+        });
+        Some(looks)
+    }
+
     fn read(&mut self, path: &str) -> Option<String> {
         std::fs::read(path)
             .ok()
@@ -93,6 +118,10 @@ pub struct Recorder<S> {
 }
 
 impl<S: Source> Source for Recorder<S> {
+    fn boot_view(&mut self, root: &str, vg: &str, lv: &str) -> Option<Vec<super::FsAccess>> {
+        self.inner.boot_view(root, vg, lv)
+    }
+
     fn read(&mut self, path: &str) -> Option<String> {
         let v = self.inner.read(path);
         self.recording.files.insert(path.into(), v.clone());

@@ -145,6 +145,7 @@ fn read_target(
         has_cryptsetup,
         has_cryptsetup_initramfs,
         files: boot_files_of(src, root),
+        boot_view: src.boot_view(root, &lv.vg, &lv.name),
     })
 }
 

@@ -131,6 +131,7 @@ pub fn built_seed() -> Snapshot {
             has_cryptsetup: true,
             has_cryptsetup_initramfs: false,
             files: Default::default(),
+            boot_view: None,
         }),
     }
 }

@@ -156,14 +156,20 @@ fn config_files() -> Vec<(String, Vec<u8>, u32)> {
     files
 }
 
-/// Builds (or finds in the cache) the target disk.
-pub fn build(kernel: &GuestKernel) -> Result<TargetDisk> {
+/// The target's Debian root as it goes onto the disk (cached; do not change
+/// it), before GRUB is installed and its grub.cfg generated in the guest.
+pub fn root() -> Result<PathBuf> {
     let files = config_files();
     let refs: Vec<(&str, &[u8], u32)> = files
         .iter()
         .map(|(p, d, m)| (p.as_str(), d.as_slice(), *m))
         .collect();
-    let root = testkit::debian_vm_target(&refs).context("building the target's Debian root")?;
+    testkit::debian_vm_target(&refs).context("building the target's Debian root")
+}
+
+/// Builds (or finds in the cache) the target disk.
+pub fn build(kernel: &GuestKernel) -> Result<TargetDisk> {
+    let root = root()?;
     let key = cache::key_of(&[
         RECIPE.as_bytes(),
         root.display().to_string().as_bytes(),

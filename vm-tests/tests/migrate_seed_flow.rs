@@ -71,6 +71,11 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         "luksify migrate failed:\n{text}"
     );
     assert!(!text.contains(PASSPHRASE));
+    // The boot changes the probe's view predicted are the ones applied.
+    assert!(
+        !text.contains("needs other boot changes than the plan showed"),
+        "{text}"
+    );
     sh(c, "rm /root/pass");
     let header = sh(c, "cryptsetup luksDump /root/vg0.luks-header | head -3");
     assert!(header.contains("LUKS header information"), "{header}");
