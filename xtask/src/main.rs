@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "luksify project tasks")]
@@ -173,21 +173,10 @@ fn demo(non_interactive: bool) -> Result<()> {
 }
 
 fn docs() -> Result<()> {
-    let out = root().join("target/docs");
-    std::fs::create_dir_all(out.join("completions"))?;
-    let cmd = luksify::cli::Cli::command();
-    let mut page = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
-    std::fs::write(out.join("luksify.1"), page)?;
-    for shell in [
-        clap_complete::Shell::Bash,
-        clap_complete::Shell::Zsh,
-        clap_complete::Shell::Fish,
-    ] {
-        clap_complete::generate_to(shell, &mut cmd.clone(), "luksify", out.join("completions"))?;
-    }
-    println!("wrote {}", out.display());
-    Ok(())
+    install_deps()?;
+    run(cargo()
+        .args(["run", "--quiet", "--example", "docs", "--"])
+        .arg(root().join("target/docs")))
 }
 
 fn main() -> Result<()> {
