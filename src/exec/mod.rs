@@ -4,6 +4,7 @@ mod boot_drift;
 pub mod checks;
 pub mod migrate;
 pub mod mounts;
+mod pvmove;
 pub mod render;
 pub mod runner;
 

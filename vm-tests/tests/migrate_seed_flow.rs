@@ -2,7 +2,8 @@
 //! guest runs `luksify migrate --yes` (spare-return, passphrase on stdin);
 //! then the target disk boots alone through GRUB, asks for the passphrase on
 //! the serial console, unlocks, and boot-check finds the file tree intact,
-//! root on dm-crypt and swap working.
+//! root on dm-crypt and swap working. At the prompt a wrong passphrase is
+//! typed first (issue 6): it is rejected and the prompt comes back.
 
 mod common;
 mod migrate_common;
@@ -17,6 +18,9 @@ use vm_tests::live_env::{self, PROMPT};
 use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk;
+
+/// Typed once at the unlock prompt before the right one.
+const WRONG_PASSPHRASE: &str = "not-the-passphrase";
 
 #[test]
 fn seed_flow_spare_return_boots_and_unlocks() {
@@ -47,6 +51,13 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     sh(c, "vgchange -ay vg0");
     // The passphrase reaches luksify on stdin, never in argv.
     store_secret(c, "/root/pass", PASSPHRASE, T);
+    // A heartbeat on the console while luksify runs: should the migration
+    // ever hang, the log tells a frozen guest from a stuck device-mapper.
+    sh(
+        c,
+        "( while sleep 30; do echo \"[heartbeat $(cut -d' ' -f1 /proc/uptime)] load $(cut -d' ' -f1-3 /proc/loadavg); $(dmsetup status 2>&1 | tr '\\n' ';')\"; done ) \
+         </dev/null >/dev/ttyS0 2>&1 & echo $! > /run/heartbeat.pid",
+    );
     let t_migrate = Instant::now();
     // Through the console rather than exec, so the log shows progress, each
     // line stamped with the guest's uptime to time the steps.
@@ -56,9 +67,11 @@ fn seed_flow_spare_return_boots_and_unlocks() {
              --header-backup /root/vg0.luks-header --passphrase-stdin \
              --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
              | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
-            Duration::from_secs(1800),
+            // Idle it takes 2-3 minutes; a hang must fail well inside CI's limit.
+            Duration::from_secs(900),
         )
         .unwrap();
+    sh(c, "kill $(cat /run/heartbeat.pid)");
     let code = text.lines().find_map(|l| {
         l.split_once("luksify-exit=")
             .map(|(_, c)| c.trim().to_string())
@@ -92,12 +105,18 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         .start()
         .unwrap();
     let c = g.console();
+    // Issue 6, wrong passphrase at boot: rejected, and the prompt comes back.
+    let prompt = "Please unlock disk [^:]+: ";
     c.send_secret_after(
-        "Please unlock disk [^:]+: ",
-        PASSPHRASE.as_bytes(),
+        prompt,
+        WRONG_PASSPHRASE.as_bytes(),
         Duration::from_secs(300),
     )
     .unwrap();
+    c.wait_for("cryptsetup failed, bad password", Duration::from_secs(120))
+        .unwrap();
+    c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(120))
+        .unwrap();
     let report = c
         .wait_for("BOOTCHECK: end", Duration::from_secs(240))
         .unwrap();
@@ -126,4 +145,5 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         "{text}"
     );
     assert!(!text.contains(PASSPHRASE));
+    assert!(!text.contains(WRONG_PASSPHRASE));
 }
