@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 
 use super::choices::{Choices, Strategy};
 use super::refusal::Refusal;
-use crate::probe::{Snapshot, TargetOs};
+use crate::probe::{Pv, Snapshot, TargetOs};
+
+const MIB: u64 = 1 << 20;
 
 pub const TAG_PREFIX: &str = "luksify:";
 
@@ -319,10 +321,60 @@ fn find_original(
                 "volume group {vg} has no unencrypted PV left and no luksify migration recorded on it: it is already encrypted, nothing is left to do"
             ),
         }),
-        many => Err(Refusal::UncoveredPvs {
-            vg: vg.into(),
-            pvs: many.join(", "),
-        }),
+        many => Err(several_pvs(snap, vg, many)),
+    }
+}
+
+/// The refusal for a VG spread over several plain PVs, with the commands
+/// that gather it on the PV with the most room, when the others fit there.
+fn several_pvs(snap: &Snapshot, vg: &str, paths: &[&str]) -> Refusal {
+    let pvs: Vec<&Pv> = paths.iter().filter_map(|p| snap.pv(p)).collect();
+    let described: Vec<String> = pvs
+        .iter()
+        .map(|p| {
+            format!(
+                "{} with {} of {} MiB allocated",
+                p.path,
+                (p.size - p.free) / MIB,
+                p.size / MIB
+            )
+        })
+        .collect();
+    let advice = match pvs.iter().max_by_key(|p| p.free) {
+        Some(keep) => {
+            let others: Vec<&&Pv> = pvs.iter().filter(|p| p.path != keep.path).collect();
+            let needed: u64 = others.iter().map(|p| p.size - p.free).sum();
+            if needed <= keep.free {
+                let mut cmds = Vec::new();
+                for o in &others {
+                    cmds.push(format!("pvmove {} {}", o.path, keep.path));
+                    cmds.push(format!("vgreduce {vg} {}", o.path));
+                }
+                format!(
+                    "Gather its extents on {} first ({} MiB to move, {} MiB free there): `{}`; then run luksify again",
+                    keep.path,
+                    needed / MIB,
+                    keep.free / MIB,
+                    cmds.join(" && ")
+                )
+            } else {
+                format!(
+                    "No single PV has room for the others' extents ({} MiB to move, at most {} MiB free on {}): shrink logical volumes or grow a PV until one can hold them all, gather them there with pvmove and vgreduce, then run luksify again",
+                    needed / MIB,
+                    keep.free / MIB,
+                    keep.path
+                )
+            }
+        }
+        None => {
+            "Gather its extents on one PV first (pvmove, vgreduce), then run luksify again".into()
+        }
+    };
+    Refusal::SeveralPvs {
+        vg: vg.into(),
+        count: paths.len(),
+        pvs: described.join(", "),
+        advice,
     }
 }
 

@@ -28,7 +28,7 @@ fn too_small_spare_is_refused_without_a_write() {
     let spare = dir.path().join("spare.img");
     disk.copy_to(&target).unwrap();
     disk::create_sparse(&spare, 256 * MIB).unwrap();
-    let before = [sha256(&target), sha256(&spare)];
+    let before = [sum(&target), sum(&spare)];
 
     let mut g = GuestBuilder::new("migrate-refusal")
         .kernel(&live.kernel)
@@ -65,20 +65,11 @@ fn too_small_spare_is_refused_without_a_write() {
     g.poweroff(T).unwrap();
     drop(g);
 
-    let after = [sha256(&target), sha256(&spare)];
+    let after = [sum(&target), sum(&spare)];
     assert_eq!(before, after, "a refused migration changed a disk image");
     eprintln!("refusal scenario: {:.1?}\n{text}", t0.elapsed());
 }
 
-/// coreutils' sha256sum: the debug build's sha2 takes a minute per image.
-fn sha256(path: &std::path::Path) -> String {
-    luksify::sys::process::Cmd::new("sha256sum")
-        .arg(path)
-        .run()
-        .unwrap()
-        .stdout_str()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+fn sum(path: &std::path::Path) -> String {
+    disk::sha256_file(path).unwrap()
 }
