@@ -11,13 +11,8 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::store_secret;
-use vm_tests::disk::{self, MIB};
-use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::live_env::{self, PROMPT};
-use vm_tests::luksify_bin;
+use migrate_common::{Scenario, store_secret};
 use vm_tests::qemu::GuestBuilder;
-use vm_tests::target_disk;
 
 /// Typed once at the unlock prompt before the right one.
 const WRONG_PASSPHRASE: &str = "not-the-passphrase";
@@ -25,28 +20,10 @@ const WRONG_PASSPHRASE: &str = "not-the-passphrase";
 #[test]
 fn seed_flow_spare_return_boots_and_unlocks() {
     let t0 = Instant::now();
-    let kernel = GuestKernel::debian_current().unwrap();
-    let disk = target_disk::build(&kernel).unwrap();
-    let luksify = luksify_bin::release().unwrap();
-    let live = live_env::build(&kernel, &[luksify]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target.img");
-    let spare = dir.path().join("spare.img");
-    disk.copy_to(&target).unwrap();
-    disk::create_sparse(&spare, (disk.root_mib + 512) * MIB).unwrap();
+    let s = Scenario::new(|root_mib| root_mib + 512);
     let ready = t0.elapsed();
-
-    let mut g = GuestBuilder::new("migrate-seed-flow")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .disk_with_serial(&spare, "spare")
-        .start()
-        .unwrap();
+    let mut g = s.boot_live("migrate-seed-flow");
     let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
     // What a person does on a live CD that does not auto-activate LVM.
     sh(c, "vgchange -ay vg0");
     // The passphrase reaches luksify on stdin, never in argv.
@@ -101,7 +78,7 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     // The spare is detached: the target boots alone through its own GRUB.
     let t_boot = Instant::now();
     let mut g = GuestBuilder::new("migrate-seed-flow-boot")
-        .disk_with_serial(&target, "target")
+        .disk_with_serial(&s.target, "target")
         .start()
         .unwrap();
     let c = g.console();

@@ -10,13 +10,8 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::store_secret;
+use migrate_common::{Scenario, store_secret};
 use vm_tests::disk::{self, MIB};
-use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::live_env::{self, PROMPT};
-use vm_tests::luksify_bin;
-use vm_tests::qemu::{Guest, GuestBuilder};
-use vm_tests::target_disk;
 
 const PLAN_ARGS: &str =
     "--spare /dev/vdb --strategy spare-return --header-backup /root/vg0.luks-header";
@@ -24,37 +19,16 @@ const PLAN_ARGS: &str =
 #[test]
 fn vg_on_two_partitions_is_refused_with_the_way_out() {
     let t0 = Instant::now();
-    let kernel = GuestKernel::debian_current().unwrap();
-    let disk = target_disk::build(&kernel).unwrap();
-    let luksify = luksify_bin::release().unwrap();
-    let live = live_env::build(&kernel, &[luksify]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target.img");
-    let spare = dir.path().join("spare.img");
-    disk.copy_to(&target).unwrap();
+    let s = Scenario::new(|root_mib| root_mib + 512);
     // Room after vda2 for a second PV partition.
-    let len = std::fs::metadata(&target).unwrap().len();
+    let len = std::fs::metadata(&s.target).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
-        .open(&target)
+        .open(&s.target)
         .unwrap()
         .set_len(len + 256 * MIB)
         .unwrap();
-    disk::create_sparse(&spare, (disk.root_mib + 512) * MIB).unwrap();
-    let boot = |name: &str| -> Guest {
-        let mut g = GuestBuilder::new(name)
-            .kernel(&live.kernel)
-            .initrd(&live.initrd)
-            .append(&live.append)
-            .disk_with_serial(&target, "target")
-            .disk_with_serial(&spare, "spare")
-            .start()
-            .unwrap();
-        let c = g.console();
-        c.wait_for("luksify-live: ready", T).unwrap();
-        c.init_shell(PROMPT, T).unwrap();
-        g
-    };
+    let boot = |name: &str| s.boot_live(name);
 
     // The layout: a third partition made a PV of vg0, the swap LV moved there.
     let mut g = boot("migrate-two-pvs-setup");
@@ -69,7 +43,7 @@ fn vg_on_two_partitions_is_refused_with_the_way_out() {
     sh(c, "vgchange -an vg0");
     g.poweroff(T).unwrap();
     drop(g);
-    let before = [sum(&target), sum(&spare)];
+    let before = [sum(&s.target), sum(&s.spare)];
 
     let mut g = boot("migrate-two-pvs");
     let c = g.console();
@@ -99,7 +73,7 @@ fn vg_on_two_partitions_is_refused_with_the_way_out() {
     sh(c, "rm /root/pass; vgchange -an vg0");
     g.poweroff(T).unwrap();
     drop(g);
-    let after = [sum(&target), sum(&spare)];
+    let after = [sum(&s.target), sum(&s.spare)];
     assert_eq!(before, after, "a refused migration changed a disk image");
 
     // The way out works: after the printed commands, the plan goes ahead.
