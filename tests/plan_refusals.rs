@@ -191,10 +191,11 @@ fn vg_on_two_partitions_of_one_disk_is_refused_with_the_commands_to_gather_it() 
                 "{text}"
             );
         } else {
-            assert!(text.contains("No single PV has room"), "{text}");
+            assert!(text.contains("No PV has room"), "{text}");
         }
     }
-    // When the other PV has the room, the advice gathers onto it instead.
+    // When only the other PV has the room, the advice gathers onto it.
+    s.lvm.pvs[0].free = 0;
     s.lvm.pvs[1].size = first_size * 2;
     s.lvm.pvs[1].free = first_size * 2 - 64 * MIB;
     let text = refusal(&s, &choices(Strategy::SpareReturn)).to_string();
@@ -202,6 +203,11 @@ fn vg_on_two_partitions_of_one_disk_is_refused_with_the_commands_to_gather_it() 
         text.contains("`pvmove /dev/vda2 /dev/vda3 && vgreduce vg0 /dev/vda2`"),
         "{text}"
     );
+    // And when neither has room, it says what each lacks.
+    s.lvm.pvs[1].free = 0;
+    let text = refusal(&s, &choices(Strategy::SpareReturn)).to_string();
+    assert!(text.contains("No PV has room"), "{text}");
+    assert!(text.contains("/dev/vda3 has 0 MiB free for "), "{text}");
 }
 
 #[test]

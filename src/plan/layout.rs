@@ -340,35 +340,41 @@ fn several_pvs(snap: &Snapshot, vg: &str, paths: &[&str]) -> Refusal {
             )
         })
         .collect();
-    let advice = match pvs.iter().max_by_key(|p| p.free) {
+    let used = |p: &Pv| p.size - p.free;
+    let total_used: u64 = pvs.iter().map(|p| used(p)).sum();
+    // Keep the PV that leaves the least to move among those with room for
+    // the rest.
+    let keep = pvs
+        .iter()
+        .filter(|k| total_used - used(k) <= k.free)
+        .max_by_key(|k| used(k));
+    let advice = match keep {
         Some(keep) => {
-            let others: Vec<&&Pv> = pvs.iter().filter(|p| p.path != keep.path).collect();
-            let needed: u64 = others.iter().map(|p| p.size - p.free).sum();
-            if needed <= keep.free {
-                let mut cmds = Vec::new();
-                for o in &others {
-                    cmds.push(format!("pvmove {} {}", o.path, keep.path));
-                    cmds.push(format!("vgreduce {vg} {}", o.path));
-                }
-                format!(
-                    "Gather its extents on {} first ({} MiB to move, {} MiB free there): `{}`; then run luksify again",
-                    keep.path,
-                    needed / MIB,
-                    keep.free / MIB,
-                    cmds.join(" && ")
-                )
-            } else {
-                format!(
-                    "No single PV has room for the others' extents ({} MiB to move, at most {} MiB free on {}): shrink logical volumes or grow a PV until one can hold them all, gather them there with pvmove and vgreduce, then run luksify again",
-                    needed / MIB,
-                    keep.free / MIB,
-                    keep.path
-                )
+            let mut cmds = Vec::new();
+            for o in pvs.iter().filter(|p| p.path != keep.path) {
+                cmds.push(format!("pvmove {} {}", o.path, keep.path));
+                cmds.push(format!("vgreduce {vg} {}", o.path));
             }
+            format!(
+                "Gather its extents on {} first ({} MiB to move, {} MiB free there): `{}`; then run luksify again",
+                keep.path,
+                (total_used - used(keep)) / MIB,
+                keep.free / MIB,
+                cmds.join(" && ")
+            )
         }
-        None => {
-            "Gather its extents on one PV first (pvmove, vgreduce), then run luksify again".into()
-        }
+        None => format!(
+            "No PV has room for the others' extents ({}): shrink logical volumes or grow a PV until one can hold them all, gather them there with pvmove and vgreduce, then run luksify again",
+            pvs.iter()
+                .map(|k| format!(
+                    "{} has {} MiB free for {} MiB",
+                    k.path,
+                    k.free / MIB,
+                    (total_used - used(k)) / MIB
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     Refusal::SeveralPvs {
         vg: vg.into(),
