@@ -90,8 +90,12 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         Duration::from_secs(300),
     )
     .unwrap();
-    c.wait_for("cryptsetup failed, bad password", Duration::from_secs(120))
-        .unwrap();
+    // The console wraps cryptsetup's long message.
+    c.wait_for(
+        r"cryptsetup\s+failed, bad password",
+        Duration::from_secs(120),
+    )
+    .unwrap();
     c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(120))
         .unwrap();
     let report = c
