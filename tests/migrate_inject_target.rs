@@ -3,14 +3,17 @@
 //! cached): the image gains luksify's unlock, the original is kept once, the
 //! new image passes the engine's verify and the checks the Verify step runs
 //! on the target's own lsinitramfs listing; running again (finished, or
-//! interrupted before the rename) changes nothing it should not.
+//! interrupted before the rename) changes nothing it should not; and the
+//! target's own mkinitramfs keeps the unlock afterwards.
 
 use std::fs;
 use std::path::Path;
 
 use luksify::exec::inject_target::{self, Outcome, Unlock};
+use luksify::exec::persist_unlock;
 use luksify::exec::runner::missing_for_unlock;
-use luksify::initrd::Image;
+use luksify::initrd::flavour::{UNLOCK_CONF, UNLOCK_PATH, UNLOCK_SCRIPT};
+use luksify::initrd::{Image, inimage};
 use testkit::{Generator, lsinitramfs, real_images};
 
 const UUID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
@@ -121,4 +124,45 @@ fn inject_keeps_the_original_once_and_never_injects_twice() {
         assert!(leftovers.is_empty(), "{name}: {leftovers:?}");
     }
     assert!(seen > 0, "no mkinitramfs image among the real images");
+}
+
+/// After the migration, the target's own update-initramfs (a kernel update)
+/// must build images that still unlock: the hook and configuration luksify
+/// installs in the target make Debian's real mkinitramfs add the same unlock.
+#[test]
+fn update_initramfs_after_migrate_keeps_the_unlock() {
+    let images = real_images().unwrap();
+    let real = images
+        .iter()
+        .find(|i| i.generator == Generator::Mkinitramfs && !i.all_modules && !i.early_microcode)
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let image = work.path().join(format!("initrd.img-{}", real.kver));
+    fs::copy(&real.path, &image).unwrap();
+    inject_target::inject_image(&real.root, &image, &real.kver, &unlock()).unwrap();
+    let conf = inject_target::unlock_conf_of(&image).unwrap().unwrap();
+
+    let (bytes, _root) = testkit::mkinitramfs_after(|root| {
+        persist_unlock::install(root, &conf)?;
+        // The target had no unlock in its initramfs before.
+        assert!(
+            !root
+                .join("usr/share/initramfs-tools/hooks/cryptroot")
+                .exists()
+        );
+        Ok(())
+    })
+    .unwrap();
+    let rebuilt = Image::parse(bytes).unwrap();
+    let v = inject_target::verdict(&rebuilt, &unlock()).unwrap();
+    assert!(v.ok(), "{}", v.to_text());
+    assert_eq!(inimage::text(&rebuilt, UNLOCK_CONF), Some(conf));
+    assert_eq!(
+        inimage::text(&rebuilt, UNLOCK_PATH).as_deref(),
+        Some(UNLOCK_SCRIPT)
+    );
+    let order = inimage::text(&rebuilt, "scripts/local-top/ORDER").unwrap();
+    assert!(order.contains("/scripts/local-top/luksify"), "{order}");
+    let tab = inimage::text(&rebuilt, "cryptroot/crypttab").unwrap();
+    assert_eq!(tab, format!("luks-root UUID={UUID} none luks\n"));
 }

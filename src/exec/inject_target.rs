@@ -178,6 +178,11 @@ pub fn carries_luksify_unlock(img: &Image) -> bool {
         || inimage::read(img, "etc/cmdline.d/90-luksify.conf").is_some()
 }
 
+/// The unlock configuration an image carries (the one luksify added).
+pub fn unlock_conf_of(image: &Path) -> Result<Option<String>> {
+    Ok(inimage::text(&Image::open(image)?, UNLOCK_CONF))
+}
+
 /// The engine's verdict: can `img` unlock `u`?
 pub fn verdict(img: &Image, u: &Unlock) -> Result<Verdict> {
     Ok(verify(img, &u.settings()?, u.cipher, None))

@@ -5,6 +5,7 @@ pub mod checks;
 pub mod inject_target;
 pub mod migrate;
 pub mod mounts;
+pub mod persist_unlock;
 pub mod render;
 pub mod runner;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{checks, inject_target, render};
+use super::{checks, inject_target, persist_unlock, render};
 use crate::boot;
 use crate::plan::{self, Action, Choices, Plan, Step};
 use crate::probe::Snapshot;
@@ -313,6 +313,18 @@ fn inject_all(
                     .display()
             ),
         }
+    }
+    if generator == Some("initramfs-tools")
+        && let Some((_, first)) = images.first()
+    {
+        let conf = inject_target::unlock_conf_of(first)?
+            .context("the new initramfs holds no unlock configuration")?;
+        for path in persist_unlock::install(root, &conf)? {
+            println!("  wrote {path}");
+        }
+        println!(
+            "  the target's own update-initramfs (a kernel update) now adds the same unlock to every image it builds"
+        );
     }
     Ok(())
 }

@@ -29,10 +29,15 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
         )
     } else {
         format!(
-            "the target's {} cannot unlock LUKS (Debian/Ubuntu: cryptsetup-initramfs is not installed), so luksify adds the unlock itself: into each kernel's existing image in /boot go cryptsetup and its libraries from the target (cryptsetup-bin), the cipher's dm-crypt modules and luksify's unlock hook, which asks for the passphrase at boot (3 tries). The original image is kept next to it as IMAGE.luksify-backup; the new one replaces it only after `luksify initrd verify` passes on it; an image that already unlocks this container is left alone. The target's own update-initramfs (a kernel update) would build images without the unlock: install cryptsetup-initramfs in the target before that",
+            "the target's {} cannot unlock LUKS (Debian/Ubuntu: cryptsetup-initramfs is not installed), so luksify adds the unlock itself: into each kernel's existing image in /boot go cryptsetup and its libraries from the target (cryptsetup-bin), the cipher's dm-crypt modules and luksify's unlock hook, which asks for the passphrase at boot (3 tries). The original image is kept next to it as IMAGE.luksify-backup; the new one replaces it only after `luksify initrd verify` passes on it; an image that already unlocks this container is left alone. {}",
             t.initramfs_generator
                 .as_deref()
-                .unwrap_or("initramfs generator")
+                .unwrap_or("initramfs generator"),
+            if t.initramfs_generator.as_deref() == Some("initramfs-tools") {
+                "So that the target's own update-initramfs (a kernel update) keeps the unlock, luksify also installs an initramfs-tools hook (/etc/initramfs-tools/hooks/luksify, scripts/local-top/luksify there, and /etc/luksify/) that adds the same to every image it builds"
+            } else {
+                "The target's own generator will build images without the unlock (a kernel update): run `luksify initrd inject` on each new image before rebooting into it"
+            }
         )
     };
     let initramfs_title = if use_target_generator {
