@@ -5,7 +5,10 @@
 //! the target disk boots alone through GRUB, luksify's hook asks for the
 //! passphrase, a wrong one is rejected and the prompt comes back (issue 6
 //! item 3), the right one unlocks, and boot-check finds the file tree
-//! intact, root on dm-crypt and swap working.
+//! intact, root on dm-crypt and swap working. Then the target's own
+//! update-initramfs rebuilds the image, as a kernel update does (from the
+//! live guest, in a chroot of the unlocked target): the hook luksify
+//! installed keeps the unlock, and the target boots and unlocks again.
 
 mod common;
 mod migrate_common;
@@ -86,6 +89,15 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     );
     assert!(text.contains("`luksify initrd verify` passes"), "{text}");
     assert!(
+        text.contains("wrote /etc/initramfs-tools/hooks/luksify"),
+        "{text}"
+    );
+    // The closing advice names the prompt the person will really see.
+    assert!(
+        text.contains("it asks:  Passphrase to unlock luks-"),
+        "{text}"
+    );
+    assert!(
         !text.contains("needs other boot changes than the plan showed"),
         "{text}"
     );
@@ -156,4 +168,85 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     );
     assert!(!text.contains(PASSPHRASE));
     assert!(!text.contains("not-the-passphrase"));
+    drop(g);
+
+    // The target's own update-initramfs, as after a kernel update.
+    let t_update = Instant::now();
+    let mut g = GuestBuilder::new("migrate-inject-flow-update")
+        .kernel(&live.kernel)
+        .initrd(&live.initrd)
+        .append(&live.append)
+        .disk_with_serial(&target, "target")
+        .start()
+        .unwrap();
+    let c = g.console();
+    c.wait_for("luksify-live: ready", T).unwrap();
+    c.init_shell(PROMPT, T).unwrap();
+    store_secret(c, "/root/pass", PASSPHRASE, T);
+    sh(
+        c,
+        &format!("cryptsetup open /dev/vda2 luks-{uuid} < /root/pass && rm /root/pass"),
+    );
+    sh(c, "vgchange -ay vg0");
+    sh(
+        c,
+        "mkdir -p /t && mount /dev/vg0/root /t && mount /dev/vda1 /t/boot && \
+         for f in dev proc sys run; do mount --bind /$f /t/$f; done",
+    );
+    sh(c, "test ! -e /t/usr/share/initramfs-tools/hooks/cryptroot");
+    let before = sh(c, "sha256sum /t/boot/initrd.img-*-amd64");
+    let out = c
+        .exec(
+            "chroot /t update-initramfs -u -k all",
+            Duration::from_secs(900),
+        )
+        .unwrap();
+    assert_eq!(
+        out.code,
+        0,
+        "update-initramfs failed:\n{}{}",
+        out.stdout_str(),
+        out.stderr_str()
+    );
+    let after = sh(c, "sha256sum /t/boot/initrd.img-*-amd64");
+    assert_ne!(before, after, "update-initramfs left the image as it was");
+    let verify = sh(
+        c,
+        &format!("luksify initrd verify /t/boot/initrd.img-*-amd64 --luks-uuid {uuid} --vg vg0"),
+    );
+    assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
+    sh(
+        c,
+        "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
+    );
+    sh(c, &format!("cryptsetup close luks-{uuid}"));
+    g.poweroff(T).unwrap();
+    drop(g);
+    let update_time = t_update.elapsed();
+
+    let t_boot2 = Instant::now();
+    let mut g = GuestBuilder::new("migrate-inject-flow-boot-after-update")
+        .disk_with_serial(&target, "target")
+        .start()
+        .unwrap();
+    let c = g.console();
+    c.send_secret_after(&prompt(1), PASSPHRASE.as_bytes(), Duration::from_secs(300))
+        .unwrap();
+    let report = c
+        .wait_for("BOOTCHECK: end", Duration::from_secs(240))
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
+    g.wait_exit(Duration::from_secs(60)).unwrap();
+    eprintln!(
+        "timings: update-initramfs in the live guest {update_time:.1?}, boot+unlock+check after it {:.1?}, total {:.1?}",
+        t_boot2.elapsed(),
+        t0.elapsed()
+    );
+    assert!(!text.contains("did not unlock"), "{text}");
+    assert!(
+        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
+        "{text}"
+    );
+    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
+    assert!(!text.contains(PASSPHRASE));
 }
