@@ -156,8 +156,58 @@ fn vg_on_more_pvs_than_the_plan_covers() {
     s.disks
         .push(common::empty_disk("/dev/vdc", 1024 * MIB, "third"));
     let r = refusal(&s, &choices(Strategy::SpareReturn));
-    assert!(matches!(r, Refusal::UncoveredPvs { .. }), "{r:?}");
-    assert!(r.to_string().contains("/dev/vda2, /dev/vdc"));
+    assert!(matches!(r, Refusal::SeveralPvs { count: 2, .. }), "{r:?}");
+    let text = r.to_string();
+    assert!(text.contains("(/dev/vda2 with "), "{text}");
+    assert!(text.contains(", /dev/vdc with "), "{text}");
+}
+
+#[test]
+fn vg_on_two_partitions_of_one_disk_is_refused_with_the_commands_to_gather_it() {
+    // Issue 6's two-PV layout: vg0 on vda2 and a second partition vda3.
+    let mut s = seed();
+    let mut second = s.lvm.pvs[0].clone();
+    second.path = "/dev/vda3".into();
+    second.uuid = "PV-second".into();
+    second.size = 128 * MIB;
+    second.free = 64 * MIB;
+    s.lvm.pvs.push(second);
+    let first = &s.lvm.pvs[0];
+    let (first_free, first_size) = (first.free, first.size);
+    for strategy in [Strategy::SpareReturn, Strategy::SpareKeep] {
+        let r = refusal(&s, &choices(strategy));
+        let Refusal::SeveralPvs { vg, count, .. } = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((vg.as_str(), *count), ("vg0", 2));
+        let text = r.to_string();
+        assert!(
+            text.contains("/dev/vda3 with 64 of 128 MiB allocated"),
+            "{text}"
+        );
+        if first_free >= 64 * MIB {
+            assert!(
+                text.contains("`pvmove /dev/vda3 /dev/vda2 && vgreduce vg0 /dev/vda3`"),
+                "{text}"
+            );
+        } else {
+            assert!(text.contains("No PV has room"), "{text}");
+        }
+    }
+    // When only the other PV has the room, the advice gathers onto it.
+    s.lvm.pvs[0].free = 0;
+    s.lvm.pvs[1].size = first_size * 2;
+    s.lvm.pvs[1].free = first_size * 2 - 64 * MIB;
+    let text = refusal(&s, &choices(Strategy::SpareReturn)).to_string();
+    assert!(
+        text.contains("`pvmove /dev/vda2 /dev/vda3 && vgreduce vg0 /dev/vda2`"),
+        "{text}"
+    );
+    // And when neither has room, it says what each lacks.
+    s.lvm.pvs[1].free = 0;
+    let text = refusal(&s, &choices(Strategy::SpareReturn)).to_string();
+    assert!(text.contains("No PV has room"), "{text}");
+    assert!(text.contains("/dev/vda3 has 0 MiB free for "), "{text}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod inject_target;
 pub mod migrate;
 pub mod mounts;
 pub mod persist_unlock;
+mod pvmove;
 pub mod render;
 pub mod runner;
 

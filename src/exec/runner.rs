@@ -2,12 +2,11 @@
 //! checks the step's expected facts. Before each disk step it plans afresh and
 //! refuses if the disks no longer call for that step.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{checks, inject_target, persist_unlock, render};
+use super::{checks, inject_target, persist_unlock, pvmove};
 use crate::boot;
 use crate::plan::{self, Action, Choices, Plan, Step};
 use crate::probe::Snapshot;
@@ -146,7 +145,7 @@ impl Runner {
                 }
                 c.run()?;
             }
-            Action::PvMove { source, dest, .. } => pvmove(source.as_deref(), dest.as_deref())?,
+            Action::PvMove { source, dest, .. } => pvmove::run(source.as_deref(), dest.as_deref())?,
             Action::VgMetadataBackup { vg, path } => {
                 let path = path
                     .as_deref()
@@ -340,60 +339,9 @@ fn changes_disks(a: &Action) -> bool {
     )
 }
 
-fn lvm_env(c: Cmd) -> Cmd {
+pub(super) fn lvm_env(c: Cmd) -> Cmd {
     // lvm complains about every inherited file descriptor otherwise.
     c.env("LVM_SUPPRESS_FD_WARNINGS", "1")
-}
-
-fn pvmove(source: Option<&str>, dest: Option<&str>) -> Result<()> {
-    let argv = render::pvmove_argv(source, dest);
-    let c = lvm_env(Cmd::new(&argv[0]).args(&argv[1..]));
-    let tty = std::io::stdout().is_terminal();
-    let bar = if tty {
-        let b = indicatif::ProgressBar::new(10_000);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "  {bar:40} {percent:>3}% {elapsed_precise} eta {eta}",
-            )
-            .expect("static template"),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let mut last_printed = -1i64;
-    let started = std::time::Instant::now();
-    c.run_streaming(|line| {
-        if let Some(pct) = parse_pvmove_percent(line) {
-            match &bar {
-                Some(b) => b.set_position((pct * 100.0) as u64),
-                None => {
-                    // One line per 10 % keeps a serial console readable.
-                    let decile = (pct / 10.0) as i64;
-                    if decile > last_printed {
-                        last_printed = decile;
-                        let spent = started.elapsed();
-                        let eta = if pct > 0.0 {
-                            elapsed(spent.mul_f64((100.0 - pct) / pct))
-                        } else {
-                            "?".into()
-                        };
-                        println!("  moved {pct:.1}%  elapsed {}  eta {eta}", elapsed(spent));
-                    }
-                }
-            }
-        }
-    })?;
-    if let Some(b) = bar {
-        b.finish();
-    }
-    Ok(())
-}
-
-/// `  /dev/vda2: Moved: 37.50%` → 37.5
-pub fn parse_pvmove_percent(line: &str) -> Option<f64> {
-    let (_, rest) = line.split_once("Moved:")?;
-    rest.trim().trim_end_matches('%').parse().ok()
 }
 
 fn mount_target(root: &str, boot: Option<&str>, mp: &str) -> Result<()> {
@@ -522,19 +470,6 @@ mod tests {
             missing_for_unlock("usr/sbin/lvm\n", false),
             ["cryptsetup", "a crypttab", "the dm-crypt module"]
         );
-    }
-
-    #[test]
-    fn pvmove_progress_lines() {
-        assert_eq!(
-            parse_pvmove_percent("  /dev/vda2: Moved: 37.50%"),
-            Some(37.5)
-        );
-        assert_eq!(
-            parse_pvmove_percent("  /dev/vda2: Moved: 100.00%"),
-            Some(100.0)
-        );
-        assert_eq!(parse_pvmove_percent("  Done"), None);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 
 use super::choices::{Choices, Strategy};
 use super::refusal::Refusal;
-use crate::probe::{Snapshot, TargetOs};
+use crate::probe::{Pv, Snapshot, TargetOs};
+
+const MIB: u64 = 1 << 20;
 
 pub const TAG_PREFIX: &str = "luksify:";
 
@@ -319,10 +321,66 @@ fn find_original(
                 "volume group {vg} has no unencrypted PV left and no luksify migration recorded on it: it is already encrypted, nothing is left to do"
             ),
         }),
-        many => Err(Refusal::UncoveredPvs {
-            vg: vg.into(),
-            pvs: many.join(", "),
-        }),
+        many => Err(several_pvs(snap, vg, many)),
+    }
+}
+
+/// The refusal for a VG spread over several plain PVs, with the commands
+/// that gather it on the PV with the most room, when the others fit there.
+fn several_pvs(snap: &Snapshot, vg: &str, paths: &[&str]) -> Refusal {
+    let pvs: Vec<&Pv> = paths.iter().filter_map(|p| snap.pv(p)).collect();
+    let described: Vec<String> = pvs
+        .iter()
+        .map(|p| {
+            format!(
+                "{} with {} of {} MiB allocated",
+                p.path,
+                (p.size - p.free) / MIB,
+                p.size / MIB
+            )
+        })
+        .collect();
+    let used = |p: &Pv| p.size - p.free;
+    let total_used: u64 = pvs.iter().map(|p| used(p)).sum();
+    // Keep the PV that leaves the least to move among those with room for
+    // the rest.
+    let keep = pvs
+        .iter()
+        .filter(|k| total_used - used(k) <= k.free)
+        .max_by_key(|k| used(k));
+    let advice = match keep {
+        Some(keep) => {
+            let mut cmds = Vec::new();
+            for o in pvs.iter().filter(|p| p.path != keep.path) {
+                cmds.push(format!("pvmove {} {}", o.path, keep.path));
+                cmds.push(format!("vgreduce {vg} {}", o.path));
+            }
+            format!(
+                "Gather its extents on {} first ({} MiB to move, {} MiB free there): `{}`; then run luksify again",
+                keep.path,
+                (total_used - used(keep)) / MIB,
+                keep.free / MIB,
+                cmds.join(" && ")
+            )
+        }
+        None => format!(
+            "No PV has room for the others' extents ({}): shrink logical volumes or grow a PV until one can hold them all, gather them there with pvmove and vgreduce, then run luksify again",
+            pvs.iter()
+                .map(|k| format!(
+                    "{} has {} MiB free for {} MiB",
+                    k.path,
+                    k.free / MIB,
+                    (total_used - used(k)) / MIB
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Refusal::SeveralPvs {
+        vg: vg.into(),
+        count: paths.len(),
+        pvs: described.join(", "),
+        advice,
     }
 }
 

@@ -54,6 +54,18 @@ pub enum Refusal {
     UncoveredPvs { vg: String, pvs: String },
 
     #[error(
+        "volume group {vg} lives on {count} unencrypted PVs ({pvs}); luksify encrypts a volume group that lives on one PV. {advice}"
+    )]
+    SeveralPvs {
+        vg: String,
+        count: usize,
+        /// Each PV with its allocated and total size.
+        pvs: String,
+        /// The commands that gather the extents on one PV, or why they cannot.
+        advice: String,
+    },
+
+    #[error(
         "volume group {vg} holds logical volumes that pvmove cannot move safely: {lvs}. Convert or remove them first"
     )]
     UnsupportedLvs { vg: String, lvs: String },

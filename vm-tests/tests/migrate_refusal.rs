@@ -8,39 +8,16 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::store_secret;
-use vm_tests::disk::{self, MIB};
-use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::live_env::{self, PROMPT};
-use vm_tests::luksify_bin;
-use vm_tests::qemu::GuestBuilder;
-use vm_tests::target_disk;
+use migrate_common::{Scenario, store_secret};
+use vm_tests::disk;
 
 #[test]
 fn too_small_spare_is_refused_without_a_write() {
     let t0 = Instant::now();
-    let kernel = GuestKernel::debian_current().unwrap();
-    let disk = target_disk::build(&kernel).unwrap();
-    let luksify = luksify_bin::release().unwrap();
-    let live = live_env::build(&kernel, &[luksify]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target.img");
-    let spare = dir.path().join("spare.img");
-    disk.copy_to(&target).unwrap();
-    disk::create_sparse(&spare, 256 * MIB).unwrap();
-    let before = [sha256(&target), sha256(&spare)];
-
-    let mut g = GuestBuilder::new("migrate-refusal")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .disk_with_serial(&spare, "spare")
-        .start()
-        .unwrap();
+    let s = Scenario::new(|_| 256);
+    let before = [sum(&s.target), sum(&s.spare)];
+    let mut g = s.boot_live("migrate-refusal");
     let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
     // Activating the VG writes nothing to the disks; the probe needs the LVs.
     sh(c, "vgchange -ay vg0");
     store_secret(c, "/root/pass", PASSPHRASE, T);
@@ -65,20 +42,11 @@ fn too_small_spare_is_refused_without_a_write() {
     g.poweroff(T).unwrap();
     drop(g);
 
-    let after = [sha256(&target), sha256(&spare)];
+    let after = [sum(&s.target), sum(&s.spare)];
     assert_eq!(before, after, "a refused migration changed a disk image");
     eprintln!("refusal scenario: {:.1?}\n{text}", t0.elapsed());
 }
 
-/// coreutils' sha256sum: the debug build's sha2 takes a minute per image.
-fn sha256(path: &std::path::Path) -> String {
-    luksify::sys::process::Cmd::new("sha256sum")
-        .arg(path)
-        .run()
-        .unwrap()
-        .stdout_str()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+fn sum(path: &std::path::Path) -> String {
+    disk::sha256_file(path).unwrap()
 }

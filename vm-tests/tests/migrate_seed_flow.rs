@@ -2,7 +2,8 @@
 //! guest runs `luksify migrate --yes` (spare-return, passphrase on stdin);
 //! then the target disk boots alone through GRUB, asks for the passphrase on
 //! the serial console, unlocks, and boot-check finds the file tree intact,
-//! root on dm-crypt and swap working.
+//! root on dm-crypt and swap working. At the prompt a wrong passphrase is
+//! typed first (issue 6): it is rejected and the prompt comes back.
 
 mod common;
 mod migrate_common;
@@ -10,43 +11,30 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::store_secret;
-use vm_tests::disk::{self, MIB};
-use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::live_env::{self, PROMPT};
-use vm_tests::luksify_bin;
+use migrate_common::{Scenario, store_secret};
 use vm_tests::qemu::GuestBuilder;
-use vm_tests::target_disk;
+
+/// Typed once at the unlock prompt before the right one.
+const WRONG_PASSPHRASE: &str = "not-the-passphrase";
 
 #[test]
 fn seed_flow_spare_return_boots_and_unlocks() {
     let t0 = Instant::now();
-    let kernel = GuestKernel::debian_current().unwrap();
-    let disk = target_disk::build(&kernel).unwrap();
-    let luksify = luksify_bin::release().unwrap();
-    let live = live_env::build(&kernel, &[luksify]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target.img");
-    let spare = dir.path().join("spare.img");
-    disk.copy_to(&target).unwrap();
-    disk::create_sparse(&spare, (disk.root_mib + 512) * MIB).unwrap();
+    let s = Scenario::new(|root_mib| root_mib + 512);
     let ready = t0.elapsed();
-
-    let mut g = GuestBuilder::new("migrate-seed-flow")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .disk_with_serial(&spare, "spare")
-        .start()
-        .unwrap();
+    let mut g = s.boot_live("migrate-seed-flow");
     let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
     // What a person does on a live CD that does not auto-activate LVM.
     sh(c, "vgchange -ay vg0");
     // The passphrase reaches luksify on stdin, never in argv.
     store_secret(c, "/root/pass", PASSPHRASE, T);
+    // A heartbeat on the console while luksify runs: should the migration
+    // ever hang, the log tells a frozen guest from a stuck device-mapper.
+    sh(
+        c,
+        "( while sleep 30; do echo \"[heartbeat $(cut -d' ' -f1 /proc/uptime)] load $(cut -d' ' -f1-3 /proc/loadavg); $(dmsetup status 2>&1 | tr '\\n' ';')\"; done ) \
+         </dev/null >/dev/ttyS0 2>&1 & echo $! > /run/heartbeat.pid",
+    );
     let t_migrate = Instant::now();
     // Through the console rather than exec, so the log shows progress, each
     // line stamped with the guest's uptime to time the steps.
@@ -56,9 +44,11 @@ fn seed_flow_spare_return_boots_and_unlocks() {
              --header-backup /root/vg0.luks-header --passphrase-stdin \
              --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
              | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
-            Duration::from_secs(1800),
+            // Idle it takes 2-3 minutes; a hang must fail well inside CI's limit.
+            Duration::from_secs(900),
         )
         .unwrap();
+    sh(c, "kill $(cat /run/heartbeat.pid)");
     let code = text.lines().find_map(|l| {
         l.split_once("luksify-exit=")
             .map(|(_, c)| c.trim().to_string())
@@ -88,16 +78,22 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     // The spare is detached: the target boots alone through its own GRUB.
     let t_boot = Instant::now();
     let mut g = GuestBuilder::new("migrate-seed-flow-boot")
-        .disk_with_serial(&target, "target")
+        .disk_with_serial(&s.target, "target")
         .start()
         .unwrap();
     let c = g.console();
+    // Issue 6, wrong passphrase at boot: rejected, and the prompt comes back.
+    let prompt = "Please unlock disk [^:]+: ";
     c.send_secret_after(
-        "Please unlock disk [^:]+: ",
-        PASSPHRASE.as_bytes(),
+        prompt,
+        WRONG_PASSPHRASE.as_bytes(),
         Duration::from_secs(300),
     )
     .unwrap();
+    c.wait_for("cryptsetup failed, bad password", Duration::from_secs(120))
+        .unwrap();
+    c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(120))
+        .unwrap();
     let report = c
         .wait_for("BOOTCHECK: end", Duration::from_secs(240))
         .unwrap();
@@ -126,4 +122,5 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         "{text}"
     );
     assert!(!text.contains(PASSPHRASE));
+    assert!(!text.contains(WRONG_PASSPHRASE));
 }
