@@ -2,8 +2,10 @@
 
 mod boot_drift;
 pub mod checks;
+pub mod inject_target;
 pub mod migrate;
 pub mod mounts;
+pub mod persist_unlock;
 mod pvmove;
 pub mod render;
 pub mod runner;

@@ -139,10 +139,21 @@ pub fn commands(action: &Action) -> Vec<String> {
             } else {
                 kernels
                     .iter()
-                    .map(|k| {
-                        format!(
-                            "luksify initrd inject --in-place --root {target_root} --kver {k} --luks-uuid {luks_uuid} --vg {vg} --lv {root_lv} --mapper {mapper_name} <initramfs of {k}>"
-                        )
+                    .flat_map(|k| {
+                        let img = format!(
+                            "{target_root}{}",
+                            super::inject_target::image_names(generator.as_deref(), k)[0]
+                        );
+                        let new = format!("{img}.luksify-new");
+                        let backup = super::inject_target::backup_of(std::path::Path::new(&img));
+                        [
+                            format!("cp -n {img} {}", backup.display()),
+                            format!(
+                                "luksify initrd inject --root {target_root} --kver {k} --luks-uuid {luks_uuid} --vg {vg} --lv {root_lv} --mapper {mapper_name} -o {new} {img}"
+                            ),
+                            format!("luksify initrd verify {new} --luks-uuid {luks_uuid} --vg {vg}"),
+                            format!("mv {new} {img}"),
+                        ]
                     })
                     .collect()
             }

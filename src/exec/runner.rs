@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{checks, pvmove};
+use super::{checks, inject_target, persist_unlock, pvmove};
 use crate::boot;
 use crate::plan::{self, Action, Choices, Plan, Step};
 use crate::probe::Snapshot;
@@ -51,14 +51,11 @@ impl Runner {
     /// Refuses, before the first write, a plan with a step this build cannot carry out.
     pub fn check_supported(plan: &Plan) -> Result<()> {
         for s in &plan.steps {
-            if let Action::Initramfs {
-                use_target_generator: false,
-                target_root,
-                ..
-            } = &s.action
+            if let Action::Initramfs { kernels, .. } = &s.action
+                && kernels.is_empty()
             {
                 bail!(
-                    "this luksify cannot yet add cryptsetup to an initramfs itself, so it would leave the target unable to boot. Install your distribution's cryptsetup initramfs support in the target first (Debian/Ubuntu: mount it and run `chroot {target_root} apt-get install cryptsetup-initramfs`), then run luksify again. Nothing was changed"
+                    "the target has no kernel with both /boot/vmlinuz-VERSION and /lib/modules/VERSION, so luksify cannot tell which initramfs must unlock the root. Nothing was changed"
                 );
             }
         }
@@ -197,12 +194,20 @@ impl Runner {
                 kernels,
                 generator,
                 use_target_generator,
-                ..
+                luks_uuid,
+                mapper_name,
+                vg,
+                root_lv,
             } => {
                 if !use_target_generator {
-                    bail!(
-                        "this luksify cannot yet add cryptsetup to an initramfs itself; install your distribution's cryptsetup initramfs support in the target (Debian/Ubuntu: `chroot {target_root} apt-get install cryptsetup-initramfs`) and run `luksify migrate` again: it resumes here"
-                    );
+                    let u = inject_target::Unlock {
+                        luks_uuid,
+                        mapper_name: Some(mapper_name),
+                        vg,
+                        root_lv,
+                        cipher: &self.choices.luks.cipher,
+                    };
+                    return inject_all(Path::new(target_root), generator.as_deref(), kernels, &u);
                 }
                 match generator.as_deref() {
                     Some("dracut") => {
@@ -263,12 +268,64 @@ impl Runner {
             Action::Verify {
                 target_root,
                 luks_uuid,
-                ..
-            } => verify(Path::new(target_root), luks_uuid)?,
+                vg,
+                root_lv,
+            } => verify(
+                Path::new(target_root),
+                &inject_target::Unlock {
+                    luks_uuid,
+                    mapper_name: None,
+                    vg,
+                    root_lv,
+                    cipher: &self.choices.luks.cipher,
+                },
+            )?,
             Action::UnmountTarget { mount_point } => super::mounts::unmount_tree(mount_point)?,
         }
         Ok(())
     }
+}
+
+/// The target's generator cannot unlock LUKS: luksify's engine adds the
+/// unlock to each kernel's image, after checking that it can for all of them.
+fn inject_all(
+    root: &Path,
+    generator: Option<&str>,
+    kernels: &[String],
+    u: &inject_target::Unlock,
+) -> Result<()> {
+    let images = inject_target::preflight(root, generator, kernels)?;
+    for (k, image) in &images {
+        let shown = Path::new("/").join(image.strip_prefix(root).unwrap_or(image));
+        match inject_target::inject_image(root, image, k, u)? {
+            inject_target::Outcome::AlreadyUnlocks => {
+                println!(
+                    "  {}: already unlocks this container; left as is",
+                    shown.display()
+                )
+            }
+            inject_target::Outcome::Injected { added, backup } => println!(
+                "  {}: added cryptsetup, the dm-crypt modules and the unlock hook ({added} files); the original is kept as {}",
+                shown.display(),
+                Path::new("/")
+                    .join(backup.strip_prefix(root).unwrap_or(&backup))
+                    .display()
+            ),
+        }
+    }
+    if generator == Some("initramfs-tools")
+        && let Some((_, first)) = images.first()
+    {
+        let conf = inject_target::unlock_conf_of(first)?
+            .context("the new initramfs holds no unlock configuration")?;
+        for path in persist_unlock::install(root, &conf)? {
+            println!("  wrote {path}");
+        }
+        println!(
+            "  the target's own update-initramfs (a kernel update) now adds the same unlock to every image it builds"
+        );
+    }
+    Ok(())
 }
 
 /// Steps that change LVM or LUKS state, whose preconditions are re-checked.
@@ -317,7 +374,8 @@ fn mount_target(root: &str, boot: Option<&str>, mp: &str) -> Result<()> {
     Ok(())
 }
 
-fn verify(root: &Path, luks_uuid: &str) -> Result<()> {
+fn verify(root: &Path, u: &inject_target::Unlock) -> Result<()> {
+    let luks_uuid = u.luks_uuid;
     let crypttab = std::fs::read_to_string(root.join("etc/crypttab")).unwrap_or_default();
     if !crypttab.contains(&format!("UUID={luks_uuid}")) {
         bail!("the target's /etc/crypttab does not name UUID={luks_uuid}");
@@ -362,6 +420,19 @@ fn verify(root: &Path, luks_uuid: &str) -> Result<()> {
             );
         }
         println!("  {image}: has cryptsetup, a crypttab and the dm-crypt module");
+        // luksify's own unlock: its engine checks every piece of it too.
+        let host = root.join(image.trim_start_matches('/'));
+        let img = crate::initrd::Image::open(&host)?;
+        if inject_target::carries_luksify_unlock(&img) {
+            let v = inject_target::verdict(&img, u)?;
+            if !v.ok() {
+                bail!(
+                    "{image} cannot unlock the root: {}. Do not reboot; run `luksify migrate` again once this is fixed",
+                    v.to_text().trim_end()
+                );
+            }
+            println!("  {image}: `luksify initrd verify` passes");
+        }
     }
     Ok(())
 }

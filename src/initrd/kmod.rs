@@ -436,6 +436,13 @@ pub fn module_index(
         }
     }
     out.sort();
+    // kmod's modprobe reads the binary index; busybox's depmod writes only
+    // the text files, which would leave the image's old index in charge.
+    if !out.iter().any(|(n, _)| n == "modules.dep.bin") {
+        anyhow::bail!(
+            "this system's depmod wrote no modules.dep.bin (is it busybox's?); install kmod's depmod (Debian/Ubuntu: package kmod) and try again"
+        );
+    }
     Ok(out)
 }
 

@@ -28,7 +28,22 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
             t.initramfs_generator.as_deref().unwrap_or("generator")
         )
     } else {
-        "the target's initramfs has no cryptsetup: luksify adds cryptsetup (from the target), the dm-crypt modules and an unlock hook to each image".into()
+        format!(
+            "the target's {} cannot unlock LUKS (Debian/Ubuntu: cryptsetup-initramfs is not installed), so luksify adds the unlock itself: into each kernel's existing image in /boot go cryptsetup and its libraries from the target (cryptsetup-bin), the cipher's dm-crypt modules and luksify's unlock hook, which asks for the passphrase at boot (3 tries). The original image is kept next to it as IMAGE.luksify-backup; the new one replaces it only after `luksify initrd verify` passes on it; an image that already unlocks this container is left alone. {}",
+            t.initramfs_generator
+                .as_deref()
+                .unwrap_or("initramfs generator"),
+            if t.initramfs_generator.as_deref() == Some("initramfs-tools") {
+                "So that the target's own update-initramfs (a kernel update) keeps the unlock, luksify also installs an initramfs-tools hook (/etc/initramfs-tools/hooks/luksify, scripts/local-top/luksify there, and /etc/luksify/) that adds the same to every image it builds"
+            } else {
+                "The target's own generator will build images without the unlock (a kernel update): run `luksify initrd inject` on each new image before rebooting into it"
+            }
+        )
+    };
+    let initramfs_title = if use_target_generator {
+        "Rebuild the initramfs"
+    } else {
+        "Add the LUKS unlock to the initramfs"
     };
     vec![
         Step {
@@ -59,7 +74,7 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
         },
         Step {
             title: format!(
-                "Rebuild the initramfs for kernel{} {}",
+                "{initramfs_title} for kernel{} {}",
                 if t.kernels.len() == 1 { "" } else { "s" },
                 t.kernels.join(", ")
             ),
@@ -78,7 +93,14 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
         },
         Step {
             title: "Verify that the target will unlock and boot".into(),
-            why: "before the reboot: crypttab names this container's UUID, and every kernel's initramfs (listed with the target's own lsinitramfs or lsinitrd) holds cryptsetup, a crypttab and dm-crypt".into(),
+            why: format!(
+                "before the reboot: crypttab names this container's UUID, and every kernel's initramfs (listed with the target's own lsinitramfs or lsinitrd) holds cryptsetup, a crypttab and dm-crypt{}",
+                if use_target_generator {
+                    ""
+                } else {
+                    "; `luksify initrd verify` passes on each image luksify added the unlock to"
+                }
+            ),
             action: Action::Verify {
                 target_root: TARGET_MOUNT.into(),
                 luks_uuid: l.luks_uuid.clone(),

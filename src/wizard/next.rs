@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::plan::{Plan, Strategy};
+use crate::plan::{Action, Plan, Strategy};
 use crate::probe::Snapshot;
 
 /// Is `path` on a filesystem that lives in RAM (the live system's own)?
@@ -23,12 +23,27 @@ pub fn in_ram(snap: &Snapshot, path: &str) -> bool {
         })
 }
 
-/// What the unlock prompt at boot will look like, by initramfs generator.
-pub fn unlock_prompt(generator: Option<&str>, mapper_name: &str) -> String {
+/// What the unlock prompt at boot will look like: luksify's own hook
+/// (initramfs/luksify-unlock) when it added the unlock, else the generator's.
+pub fn unlock_prompt(generator: Option<&str>, mapper_name: &str, injected: bool) -> String {
     match generator {
+        _ if injected => format!("Passphrase to unlock {mapper_name} (attempt 1 of 3):"),
         Some("dracut") => format!("Please enter passphrase for disk ... ({mapper_name}):"),
         _ => format!("Please unlock disk {mapper_name}:"),
     }
+}
+
+/// Whether luksify adds the unlock to the initramfs itself in this plan.
+fn injects(p: &Plan) -> bool {
+    p.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            Action::Initramfs {
+                use_target_generator: false,
+                ..
+            }
+        )
+    })
 }
 
 pub struct Outcome<'a> {
@@ -97,7 +112,7 @@ pub fn text(o: &Outcome) -> String {
         &mut s,
         format!(
             "Before root is mounted it asks:  {}  Type the passphrase and Enter (nothing is echoed).",
-            unlock_prompt(o.generator, &p.mapper_name)
+            unlock_prompt(o.generator, &p.mapper_name, injects(p))
         ),
     );
     if o.recovery {
@@ -154,16 +169,46 @@ mod tests {
             t.contains("/dev/vdb is empty again: you may shut down and detach it."),
             "{t}"
         );
+        // The seed target has no cryptsetup-initramfs: luksify's own hook asks.
         assert!(
-            t.contains(&format!("Please unlock disk {}:", p.mapper_name)),
+            t.contains(&format!(
+                "Passphrase to unlock {} (attempt 1 of 3):",
+                p.mapper_name
+            )),
             "{t}"
         );
         assert!(t.contains("recovery passphrase"), "{t}");
     }
 
     #[test]
+    fn with_cryptsetup_initramfs_the_prompt_is_its_own() {
+        let mut s = fixture();
+        s.target.as_mut().unwrap().has_cryptsetup_initramfs = true;
+        let choices = Choices {
+            spare: Some("/dev/vdb".into()),
+            strategy: Some(Strategy::SpareReturn),
+            header_backup: Some("/root/k/vg0.hdr".into()),
+            ..Choices::default()
+        };
+        let p = plan(&s, &choices).unwrap();
+        let t = text(&Outcome {
+            plan: &p,
+            generator: Some("initramfs-tools"),
+            header_backup: "/root/k/vg0.hdr",
+            backups_in_ram: true,
+            recovery: false,
+        });
+        assert!(
+            t.contains(&format!("Please unlock disk {}:", p.mapper_name)),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn spare_keep_says_leave_the_spare_attached() {
-        let s = fixture();
+        let mut s = fixture();
+        // dracut unlocks by itself: its own prompt.
+        s.target.as_mut().unwrap().initramfs_generator = Some("dracut".into());
         let p = plan(
             &s,
             &Choices {

@@ -36,7 +36,10 @@ mod vm_target;
 
 pub use cache::{cache_root, cached_dir};
 pub use debian::{Flavour, debian_mirror, debian_root, kernel_version};
-pub use images::{Compression, Generator, RealImage, real_images};
+pub use images::{Compression, Generator, RealImage, mkinitramfs_after, real_images};
 pub use oracle::{lsinitramfs, unmkinitramfs};
 pub use run::run;
-pub use vm_target::{VM_TARGET_PACKAGES, debian_vm_target};
+pub use vm_target::{
+    VM_TARGET_PACKAGES, VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS, debian_vm_target,
+    debian_vm_target_with,
+};

@@ -30,6 +30,20 @@ pub const VM_TARGET_PACKAGES: &[&str] = &[
     "busybox",
 ];
 
+/// The same target without cryptsetup-initramfs: only the cryptsetup program
+/// (cryptsetup-bin), so initramfs-tools cannot unlock LUKS by itself and
+/// luksify must add the unlock to the image (issue 5's seed flow proper).
+pub const VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS: &[&str] = &[
+    "linux-image-amd64",
+    "lvm2",
+    "cryptsetup-bin",
+    "initramfs-tools",
+    "grub-pc",
+    "e2fsprogs",
+    "util-linux",
+    "busybox",
+];
+
 const RECIPE: &str = "debian-vm-target v1";
 
 /// Keeps grub-pc's postinst from installing GRUB onto one of the build
@@ -41,12 +55,17 @@ grub-pc grub-pc/install_devices_empty boolean true\n";
 /// root, content, mode) are written before the initramfs is built, so the
 /// caller's fstab, GRUB defaults and init scripts are part of the key.
 pub fn debian_vm_target(files: &[(&str, &[u8], u32)]) -> Result<PathBuf> {
+    debian_vm_target_with(files, VM_TARGET_PACKAGES)
+}
+
+/// Like [`debian_vm_target`] with other packages (part of the cache key).
+pub fn debian_vm_target_with(files: &[(&str, &[u8], u32)], packages: &[&str]) -> Result<PathBuf> {
     let base = base_root()?;
     let mirror = debian_mirror();
     let mut key = format!(
         "{RECIPE}\nbase={}\npackages={}\n",
         base.display(),
-        VM_TARGET_PACKAGES.join(" ")
+        packages.join(" ")
     );
     for (path, data, mode) in files {
         key.push_str(&format!(
@@ -78,7 +97,7 @@ pub fn debian_vm_target(files: &[(&str, &[u8], u32)]) -> Result<PathBuf> {
             chroot_env(&root, ["debconf-set-selections", "/tmp/debconf.sel"], &env)?;
             chroot_env(&root, ["apt-get", "-q", "update"], &env)?;
             let mut install = vec!["apt-get", "-q", "-y", "--no-install-recommends", "install"];
-            install.extend(VM_TARGET_PACKAGES);
+            install.extend(packages);
             chroot_env(&root, install, &env)?;
             Ok(())
         })?;
@@ -91,15 +110,23 @@ pub fn debian_vm_target(files: &[(&str, &[u8], u32)]) -> Result<PathBuf> {
         fs::remove_file(root.join("tmp/debconf.sel"))?;
         let _ = fs::remove_dir_all(root.join("var/lib/apt/lists"));
         fs::create_dir_all(root.join("var/lib/apt/lists/partial"))?;
+        let hook = "usr/share/initramfs-tools/hooks/cryptroot";
+        let with_hook = packages.contains(&"cryptsetup-initramfs");
         for needed in [
             format!("boot/initrd.img-{kver}"),
             format!("boot/vmlinuz-{kver}"),
             "usr/sbin/grub-install".into(),
-            "usr/share/initramfs-tools/hooks/cryptroot".into(),
-        ] {
+            "usr/sbin/cryptsetup".into(),
+        ]
+        .into_iter()
+        .chain(with_hook.then(|| hook.to_string()))
+        {
             if !root.join(&needed).exists() {
                 bail!("{needed} is missing from the VM target root");
             }
+        }
+        if !with_hook && root.join(hook).exists() {
+            bail!("{hook} is in a VM target root built without cryptsetup-initramfs");
         }
         eprintln!("testkit: VM target root has kernel {kver}");
         Ok(())

@@ -3,9 +3,10 @@
 //! temporary name next to its final place and renamed when done, so an
 //! interrupted build is never mistaken for a finished one.
 
+use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -31,8 +32,15 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
     }
     // Tests in one binary run in parallel; let one of them build, the others
     // find the result. (Separate processes still race safely via rename.)
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    // A build may need another entry (the target disk boots the live
+    // environment): the thread that holds the lock does not take it again.
+    let _one_at_a_time = if HOLDS.get() {
+        None
+    } else {
+        let guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+        HOLDS.set(true);
+        Some(Held(guard))
+    };
     if done.is_dir() {
         return Ok(done);
     }
@@ -61,6 +69,22 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
                 )
             })
         }
+    }
+}
+
+static BUILDING: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// Whether this thread holds [`BUILDING`].
+    static HOLDS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The build lock; dropping it clears this thread's note that it holds it.
+struct Held(#[allow(dead_code)] MutexGuard<'static, ()>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HOLDS.set(false);
     }
 }
 

@@ -34,6 +34,9 @@ pub const TOOLS: &[&str] = &[
     "tune2fs",
     "dumpe2fs",
     "resize2fs",
+    // kmod's, not busybox's: luksify's initramfs injection needs the binary
+    // module index (modules.dep.bin) only kmod's depmod writes.
+    "depmod",
 ];
 
 const INIT: &str = include_str!("live_env/init.sh");

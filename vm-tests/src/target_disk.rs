@@ -1,6 +1,7 @@
 //! The VM target disk: a Debian 12 install in the seed layout (DOS label,
 //! vda1 /boot ext4, vda2 the PV of vg0 holding LVs root and swap), GRUB in
-//! the MBR, cryptsetup-initramfs installed, and `boot-check` as init: it
+//! the MBR, cryptsetup-initramfs installed (or, as [`Variant::NoCryptsetupInitramfs`],
+//! only the cryptsetup program), and `boot-check` as init: it
 //! reports the root device, device-mapper tables, swap and the sha256 sums
 //! of a known file tree on the console, then powers off.
 //!
@@ -37,6 +38,35 @@ const BOOT_CHECK: &str = include_str!("target_disk/boot-check.sh");
 const LAYOUT: &str = include_str!("target_disk/layout.sh");
 
 const T: Duration = Duration::from_secs(300);
+
+/// Which Debian packages the target carries besides the common ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// cryptsetup-initramfs installed: the target's own update-initramfs
+    /// can unlock LUKS once crypttab names the container.
+    WithCryptsetupInitramfs,
+    /// Only cryptsetup-bin: initramfs-tools cannot unlock LUKS, so luksify
+    /// adds the unlock to the image itself (issue 5's premise).
+    NoCryptsetupInitramfs,
+}
+
+impl Variant {
+    fn packages(self) -> &'static [&'static str] {
+        match self {
+            Variant::WithCryptsetupInitramfs => testkit::VM_TARGET_PACKAGES,
+            Variant::NoCryptsetupInitramfs => testkit::VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS,
+        }
+    }
+
+    /// Part of the disk's cache key; empty for the first variant, so its
+    /// existing cache entries stay valid.
+    fn key(self) -> &'static str {
+        match self {
+            Variant::WithCryptsetupInitramfs => "",
+            Variant::NoCryptsetupInitramfs => "no-cryptsetup-initramfs",
+        }
+    }
+}
 
 /// A finished target disk image in the cache.
 #[derive(Debug, Clone)]
@@ -159,23 +189,39 @@ fn config_files() -> Vec<(String, Vec<u8>, u32)> {
 /// The target's Debian root as it goes onto the disk (cached; do not change
 /// it), before GRUB is installed and its grub.cfg generated in the guest.
 pub fn root() -> Result<PathBuf> {
+    root_variant(Variant::WithCryptsetupInitramfs)
+}
+
+/// [`root`] of a [`Variant`].
+pub fn root_variant(variant: Variant) -> Result<PathBuf> {
     let files = config_files();
     let refs: Vec<(&str, &[u8], u32)> = files
         .iter()
         .map(|(p, d, m)| (p.as_str(), d.as_slice(), *m))
         .collect();
-    testkit::debian_vm_target(&refs).context("building the target's Debian root")
+    testkit::debian_vm_target_with(&refs, variant.packages())
+        .context("building the target's Debian root")
 }
 
-/// Builds (or finds in the cache) the target disk.
+/// Builds (or finds in the cache) the target disk, with cryptsetup-initramfs.
 pub fn build(kernel: &GuestKernel) -> Result<TargetDisk> {
-    let root = root()?;
-    let key = cache::key_of(&[
+    build_variant(kernel, Variant::WithCryptsetupInitramfs)
+}
+
+/// Builds (or finds in the cache) the target disk of a [`Variant`].
+pub fn build_variant(kernel: &GuestKernel, variant: Variant) -> Result<TargetDisk> {
+    let root = root_variant(variant)?;
+    let root_name = root.display().to_string();
+    let mut parts: Vec<&[u8]> = vec![
         RECIPE.as_bytes(),
-        root.display().to_string().as_bytes(),
+        root_name.as_bytes(),
         BOOT_CHECK.as_bytes(),
         LAYOUT.as_bytes(),
-    ]);
+    ];
+    if !variant.key().is_empty() {
+        parts.push(variant.key().as_bytes());
+    }
+    let key = cache::key_of(&parts);
     let dir = cache::entry("vm-target-disk", &key, |dir| build_into(kernel, &root, dir))?;
     let root_mib: u64 = std::fs::read_to_string(dir.join("root-mib"))?
         .trim()
