@@ -3,9 +3,10 @@
 //! temporary name next to its final place and renamed when done, so an
 //! interrupted build is never mistaken for a finished one.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -31,8 +32,7 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
     }
     // Tests in one binary run in parallel; let one of them build, the others
     // find the result. (Separate processes still race safely via rename.)
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let _claim = Claim::wait_for(&done);
     if done.is_dir() {
         return Ok(done);
     }
@@ -61,6 +61,36 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
                 )
             })
         }
+    }
+}
+
+/// Entries being built by a thread of this process.
+static BUILDING: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static BUILT: Condvar = Condvar::new();
+
+/// The right to build one entry. Per entry, not one lock for all: a build
+/// may need other entries (the target disk needs the live environment), and
+/// a single non-reentrant lock deadlocked that on a cold cache.
+struct Claim(PathBuf);
+
+impl Claim {
+    fn wait_for(done: &Path) -> Claim {
+        let mut set = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+        while set.contains(done) {
+            set = BUILT.wait(set).unwrap_or_else(|e| e.into_inner());
+        }
+        set.insert(done.to_path_buf());
+        Claim(done.to_path_buf())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        BUILDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+        BUILT.notify_all();
     }
 }
 
@@ -150,6 +180,16 @@ mod tests {
         assert_eq!(builds, 1);
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("k")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary directories are cleaned up");
+
+        // A build that needs another entry (the target disk needs the live
+        // environment), both missing: finishes instead of deadlocking.
+        let outer = entry("n", "outer", |d| {
+            let inner = entry("n", "inner", |d| Ok(fs::write(d.join("f"), "in")?))?;
+            fs::copy(inner.join("f"), d.join("f"))?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(outer.join("f")).unwrap(), "in");
     }
 
     #[test]
