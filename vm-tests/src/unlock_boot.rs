@@ -14,17 +14,20 @@ use crate::wizard_driver;
 /// initramfs-tools' cryptroot prompt, as the target prints it.
 pub const UNLOCK_PROMPT: &str = "Please unlock disk [^:]+: ";
 
-/// Boots `target` as the only disk (SeaBIOS → GRUB → kernel → initramfs).
-pub fn boot_target(name: &str, target: &Path) -> Result<Guest> {
-    GuestBuilder::new(name)
-        .disk_with_serial(target, "target")
-        .start()
+/// Boots `target` (SeaBIOS → GRUB → kernel → initramfs), alone or with the
+/// spare that holds the data after a spare-keep migration.
+pub fn boot_target(name: &str, target: &Path, spare: Option<&Path>) -> Result<Guest> {
+    let mut b = GuestBuilder::new(name).disk_with_serial(target, "target");
+    if let Some(s) = spare {
+        b = b.disk_with_serial(s, "spare");
+    }
+    b.start()
 }
 
 /// Boots `target`, types `passphrase` at the unlock prompt and returns
 /// boot-check's report once the guest powered itself off.
 pub fn boot_and_unlock(name: &str, target: &Path, passphrase: &str) -> Result<BootCheck> {
-    let mut g = boot_target(name, target)?;
+    let mut g = boot_target(name, target, None)?;
     wizard_driver::type_secret_after(
         g.console(),
         UNLOCK_PROMPT,
