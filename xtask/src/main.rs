@@ -25,7 +25,7 @@ enum Task {
         all_vm: bool,
     },
     /// Encrypt a Debian 12 VM with luksify on your own terminal (its serial console), then boot
-    /// it and unlock it with your passphrase (QEMU; ~10-15 min under emulation, more the first time).
+    /// it and unlock it with your passphrase (QEMU: about 7 min, some 10 more the first time).
     Demo {
         /// Answer the questions automatically and check the unlocked boot (for CI).
         #[arg(long)]

@@ -27,7 +27,12 @@ const DEMO_PASSPHRASE: &str = "luksify-demo-passphrase";
 const T: Duration = Duration::from_secs(300);
 
 fn say(s: &str) {
-    eprintln!("\n\x1b[1mdemo:\x1b[0m {s}");
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        eprintln!("\n\x1b[1mdemo:\x1b[0m {s}");
+    } else {
+        eprintln!("\ndemo: {s}");
+    }
 }
 
 fn main() {
