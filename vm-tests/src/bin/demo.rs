@@ -44,6 +44,12 @@ fn main() {
 }
 
 fn run(non_interactive: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    if !non_interactive && !std::io::stdin().is_terminal() {
+        bail!(
+            "the interactive demo needs a terminal to type into; without one, run it with --non-interactive"
+        );
+    }
     let t0 = Instant::now();
     say(
         "building what the VM needs: Debian's kernel, the demo target disk (a debootstrapped Debian 12, \
