@@ -240,11 +240,6 @@ impl Console {
         Some(out)
     }
 
-    /// Puts a host-side note into the console log.
-    pub fn log_note(&self, what: &str) {
-        self.note(what);
-    }
-
     /// Waits for the shell's `prompt`, then switches to the marker protocol:
     /// echo off, empty prompts.
     pub fn init_shell(&mut self, prompt: &str, timeout: Duration) -> Result<()> {
