@@ -3,10 +3,10 @@
 //! temporary name next to its final place and renamed when done, so an
 //! interrupted build is never mistaken for a finished one.
 
-use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -32,15 +32,7 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
     }
     // Tests in one binary run in parallel; let one of them build, the others
     // find the result. (Separate processes still race safely via rename.)
-    // A build may need another entry (the target disk boots the live
-    // environment): the thread that holds the lock does not take it again.
-    let _one_at_a_time = if HOLDS.get() {
-        None
-    } else {
-        let guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-        HOLDS.set(true);
-        Some(Held(guard))
-    };
+    let _claim = Claim::wait_for(&done);
     if done.is_dir() {
         return Ok(done);
     }
@@ -72,19 +64,33 @@ pub fn entry(kind: &str, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> 
     }
 }
 
-static BUILDING: Mutex<()> = Mutex::new(());
+/// Entries being built by a thread of this process.
+static BUILDING: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static BUILT: Condvar = Condvar::new();
 
-thread_local! {
-    /// Whether this thread holds [`BUILDING`].
-    static HOLDS: Cell<bool> = const { Cell::new(false) };
+/// The right to build one entry. Per entry, not one lock for all: a build
+/// may need other entries (the target disk needs the live environment), and
+/// a single non-reentrant lock deadlocked that on a cold cache.
+struct Claim(PathBuf);
+
+impl Claim {
+    fn wait_for(done: &Path) -> Claim {
+        let mut set = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+        while set.contains(done) {
+            set = BUILT.wait(set).unwrap_or_else(|e| e.into_inner());
+        }
+        set.insert(done.to_path_buf());
+        Claim(done.to_path_buf())
+    }
 }
 
-/// The build lock; dropping it clears this thread's note that it holds it.
-struct Held(#[allow(dead_code)] MutexGuard<'static, ()>);
-
-impl Drop for Held {
+impl Drop for Claim {
     fn drop(&mut self) {
-        HOLDS.set(false);
+        BUILDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+        BUILT.notify_all();
     }
 }
 
@@ -174,6 +180,16 @@ mod tests {
         assert_eq!(builds, 1);
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("k")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary directories are cleaned up");
+
+        // A build that needs another entry (the target disk needs the live
+        // environment), both missing: finishes instead of deadlocking.
+        let outer = entry("n", "outer", |d| {
+            let inner = entry("n", "inner", |d| Ok(fs::write(d.join("f"), "in")?))?;
+            fs::copy(inner.join("f"), d.join("f"))?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(outer.join("f")).unwrap(), "in");
     }
 
     #[test]

@@ -208,6 +208,38 @@ impl Console {
         self.write_raw(&data)
     }
 
+    /// Types a secret now; the log records only that a secret was typed.
+    /// For prompts that need a pause between appearing and reading (see
+    /// `wizard_driver`); otherwise use [`Console::send_secret_after`].
+    pub fn send_secret(&mut self, secret: &[u8]) -> Result<()> {
+        self.note("typed a secret");
+        let mut data = secret.to_vec();
+        data.push(b'\n');
+        self.write_raw(&data)
+    }
+
+    /// Sends bytes exactly as a terminal would (keys of a person at a relay).
+    /// Not logged: they may be a passphrase (the guest's echo, if any, is).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write_raw(bytes)
+    }
+
+    /// Output not yet consumed, waiting up to `wait` for some to arrive;
+    /// consumes it. `None` once the console closed and nothing is left.
+    pub fn take_output(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let (lock, cv) = &*self.shared;
+        let mut s = lock.lock().unwrap();
+        if s.buf.len() == self.cursor && !s.closed {
+            s = cv.wait_timeout(s, wait).unwrap().0;
+        }
+        if s.buf.len() == self.cursor {
+            return if s.closed { None } else { Some(Vec::new()) };
+        }
+        let out = s.buf[self.cursor..].to_vec();
+        self.cursor = s.buf.len();
+        Some(out)
+    }
+
     /// Waits for the shell's `prompt`, then switches to the marker protocol:
     /// echo off, empty prompts.
     pub fn init_shell(&mut self, prompt: &str, timeout: Duration) -> Result<()> {

@@ -18,4 +18,7 @@ pub mod logs;
 pub mod luksify_bin;
 pub mod probe_capture;
 pub mod qemu;
+pub mod relay;
 pub mod target_disk;
+pub mod unlock_boot;
+pub mod wizard_driver;
