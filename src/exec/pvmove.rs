@@ -10,12 +10,15 @@ use super::runner::{elapsed, lvm_env};
 use crate::sys::process::Cmd;
 
 /// Runs `lvm pvmove -i 1`, showing its progress: a bar on a terminal, a
-/// line per 10 % elsewhere (a serial console stays readable).
+/// line per 10 % elsewhere, a serial console included.
 pub fn run(source: Option<&str>, dest: Option<&str>) -> Result<()> {
     let argv = render::pvmove_argv(source, dest);
     let c = lvm_env(Cmd::new(&argv[0]).args(&argv[1..]));
-    let tty = std::io::stdout().is_terminal();
-    let bar = if tty {
+    // A serial console is a terminal of unknown size: indicatif would pad
+    // the bar to 80 columns and the next line would land on it there.
+    let sized_tty = std::io::stdout().is_terminal()
+        && console::Term::stdout().size_checked().is_some();
+    let bar = if sized_tty {
         let b = indicatif::ProgressBar::new(10_000);
         b.set_style(
             indicatif::ProgressStyle::with_template(

@@ -20,6 +20,8 @@ use regex::bytes::Regex;
 
 /// Longest line we type: the tty's canonical-mode buffer holds 4095 bytes.
 const MAX_LINE: usize = 3000;
+/// Between a no-echo prompt appearing and typing the secret.
+const SECRET_PAUSE: Duration = Duration::from_millis(1500);
 
 #[derive(Default)]
 struct Shared {
@@ -193,8 +195,11 @@ impl Console {
         self.send_line(line)
     }
 
-    /// Waits for `prompt`, then types a secret; the log records only that
-    /// a secret was typed.
+    /// Waits for `prompt`, pauses as a person would, then types a secret;
+    /// the log records only that a secret was typed. The pause matters:
+    /// cryptsetup's and dialoguer's no-echo prompts print the prompt, then
+    /// discard input typed before they read, and under load that window
+    /// lost the first characters of a passphrase.
     pub fn send_secret_after(
         &mut self,
         prompt: &str,
@@ -202,6 +207,7 @@ impl Console {
         timeout: Duration,
     ) -> Result<()> {
         self.wait_for(prompt, timeout)?;
+        std::thread::sleep(SECRET_PAUSE);
         self.note("typed a secret");
         let mut data = secret.to_vec();
         data.push(b'\n');

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::qemu::{Guest, GuestBuilder};
-use crate::wizard_driver;
 
 /// initramfs-tools' cryptroot prompt, as the target prints it.
 pub const UNLOCK_PROMPT: &str = "Please unlock disk [^:]+: ";
@@ -28,10 +27,9 @@ pub fn boot_target(name: &str, target: &Path, spare: Option<&Path>) -> Result<Gu
 /// boot-check's report once the guest powered itself off.
 pub fn boot_and_unlock(name: &str, target: &Path, passphrase: &str) -> Result<BootCheck> {
     let mut g = boot_target(name, target, None)?;
-    wizard_driver::type_secret_after(
-        g.console(),
+    g.console().send_secret_after(
         UNLOCK_PROMPT,
-        passphrase,
+        passphrase.as_bytes(),
         Duration::from_secs(300),
     )?;
     let report = wait_report(&mut g)?;

@@ -121,20 +121,6 @@ pub fn migrate(c: &mut Console, args: &str, a: &Answers, run_timeout: Duration) 
     })
 }
 
-/// Waits for `prompt` (a regex), pauses as a person does, then types
-/// `secret`. For no-echo prompts that write the prompt before they flush
-/// typed-ahead input: cryptsetup's and dialoguer's both do.
-pub fn type_secret_after(
-    c: &mut Console,
-    prompt: &str,
-    secret: &str,
-    timeout: Duration,
-) -> Result<()> {
-    c.wait_for(prompt, timeout)?;
-    std::thread::sleep(THINK);
-    c.send_secret(secret.as_bytes())
-}
-
 /// Fails if `secret` appears anywhere in the console log at `log_path`: the
 /// proof that nothing echoed it.
 pub fn assert_not_in_log(log_path: &std::path::Path, secret: &str) -> Result<()> {

@@ -87,7 +87,8 @@ fn wizard_over_the_serial_console_migrates_and_the_target_unlocks() {
     let recovery = out.recovery.clone().expect("no recovery passphrase shown");
     c.send_line("cryptsetup open --test-passphrase /dev/vda2; printf '@@%s@@\\n' \"RECOVERY:$?\"")
         .unwrap();
-    wizard_driver::type_secret_after(c, "Enter passphrase for [^:]+: ", &recovery, T).unwrap();
+    c.send_secret_after("Enter passphrase for [^:]+: ", recovery.as_bytes(), T)
+        .unwrap();
     c.wait_for("@@RECOVERY:0@@", T).unwrap();
     let spare_sig = c.exec("blkid -p /dev/vdb", T).unwrap();
     assert_ne!(spare_sig.code, 0, "the spare still carries a signature");
