@@ -87,7 +87,7 @@ pub fn preflight(
     if kernels.is_empty() {
         bail!("the target has no kernel with modules in /lib/modules; nothing could boot it");
     }
-    kernels
+    let images: Vec<(String, PathBuf)> = kernels
         .iter()
         .map(|k| {
             let names = image_names(generator, k);
@@ -103,7 +103,50 @@ pub fn preflight(
                     )
                 })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    check_room(&images)?;
+    Ok(images)
+}
+
+/// Room the new image may take beyond the original: cryptsetup, its
+/// libraries, the dm-crypt modules and the hook, compressed, are a few MiB.
+const GROWTH: u64 = 16 << 20;
+
+/// Refuses, before anything in /boot is written, when its file system cannot
+/// hold a backup of each image not yet backed up plus the largest new image
+/// while it is being written.
+fn check_room(images: &[(String, PathBuf)]) -> Result<()> {
+    let Some((_, first)) = images.first() else {
+        return Ok(());
+    };
+    let dir = first.parent().unwrap_or(Path::new("/"));
+    let mut backups = 0u64;
+    let mut largest = 0u64;
+    for (_, image) in images {
+        let len = fs::metadata(image)
+            .with_context(|| format!("reading {}", image.display()))?
+            .len();
+        if !backup_of(image).exists() {
+            backups += len;
+        }
+        largest = largest.max(len);
+    }
+    let st = nix::sys::statvfs::statvfs(dir)
+        .with_context(|| format!("reading the free space of {}", dir.display()))?;
+    let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+    enough_room(dir, avail, backups + largest + GROWTH)
+}
+
+fn enough_room(dir: &Path, avail: u64, needed: u64) -> Result<()> {
+    if avail < needed {
+        bail!(
+            "{} has {} MiB free, but adding the unlock needs about {} MiB there (a backup of each initramfs and room to write the new one); nothing in it was changed. Make room in the target's /boot (remove kernels it no longer needs, e.g. `chroot ROOT apt-get purge linux-image-OLD`), then run `luksify migrate` again: it resumes here",
+            dir.display(),
+            avail >> 20,
+            needed.div_ceil(1 << 20)
+        );
+    }
+    Ok(())
 }
 
 /// What happened to one image.
@@ -191,6 +234,23 @@ pub fn verdict(img: &Image, u: &Unlock) -> Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_boot_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("initrd.img-6.1");
+        fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+        let images = vec![("6.1".to_string(), image.clone())];
+        // The temp dir's file system has room for 1 MiB twice plus the margin.
+        check_room(&images).unwrap();
+        let err = enough_room(dir.path(), 10 << 20, (2 << 20) + GROWTH)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has 10 MiB free"), "{err}");
+        assert!(err.contains("needs about 18 MiB"), "{err}");
+        assert!(err.contains("run `luksify migrate` again"), "{err}");
+        assert!(!backup_of(&image).exists());
+    }
 
     #[test]
     fn debian_names_come_first_for_initramfs_tools() {
