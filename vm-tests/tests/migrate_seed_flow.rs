@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use migrate_common::{Scenario, store_secret};
-use vm_tests::qemu::GuestBuilder;
+use vm_tests::unlock_boot::{self, UNLOCK_PROMPT};
 
 /// Typed once at the unlock prompt before the right one.
 const WRONG_PASSPHRASE: &str = "not-the-passphrase";
@@ -77,15 +77,11 @@ fn seed_flow_spare_return_boots_and_unlocks() {
 
     // The spare is detached: the target boots alone through its own GRUB.
     let t_boot = Instant::now();
-    let mut g = GuestBuilder::new("migrate-seed-flow-boot")
-        .disk_with_serial(&s.target, "target")
-        .start()
-        .unwrap();
+    let mut g = unlock_boot::boot_target("migrate-seed-flow-boot", &s.target, None).unwrap();
     let c = g.console();
     // Issue 6, wrong passphrase at boot: rejected, and the prompt comes back.
-    let prompt = "Please unlock disk [^:]+: ";
     c.send_secret_after(
-        prompt,
+        UNLOCK_PROMPT,
         WRONG_PASSPHRASE.as_bytes(),
         Duration::from_secs(300),
     )
@@ -96,35 +92,20 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         Duration::from_secs(120),
     )
     .unwrap();
-    c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(120))
-        .unwrap();
-    let report = c
-        .wait_for("BOOTCHECK: end", Duration::from_secs(240))
-        .unwrap();
-    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
-    g.wait_exit(Duration::from_secs(60)).unwrap();
+    c.send_secret_after(
+        UNLOCK_PROMPT,
+        PASSPHRASE.as_bytes(),
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    let report = unlock_boot::wait_report(&mut g).unwrap();
     eprintln!(
         "timings: artefacts {ready:.1?}, migrate {migrate_time:.1?}, boot+unlock+check {:.1?}, total {:.1?}",
         t_boot.elapsed(),
         t0.elapsed()
     );
-    assert!(
-        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
-        "{text}"
-    );
-    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
-    assert!(text.contains("BOOTCHECK: swap /dev/"), "{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with(&format!("BOOTCHECK-DM: luks-{uuid}: "))
-                && l.contains(" crypt aes-xts-plain64 ")),
-        "root's PV is not the LUKS container {uuid}:\n{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("BOOTCHECK-LSBLK: ") && l.contains(" crypt")),
-        "{text}"
-    );
+    report.verify_migrated(Some(&uuid)).unwrap();
+    let text = report.text;
     assert!(!text.contains(PASSPHRASE));
     assert!(!text.contains(WRONG_PASSPHRASE));
 }
