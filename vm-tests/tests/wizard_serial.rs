@@ -6,44 +6,22 @@
 //! GRUB and unlocks with the passphrase typed at its prompt.
 
 mod common;
+mod migrate_common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use vm_tests::disk::{self, MIB};
-use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::live_env::{self, PROMPT};
-use vm_tests::luksify_bin;
-use vm_tests::qemu::GuestBuilder;
-use vm_tests::target_disk;
+use migrate_common::Scenario;
 use vm_tests::unlock_boot;
 use vm_tests::wizard_driver::{self, Answers};
 
 #[test]
 fn wizard_over_the_serial_console_migrates_and_the_target_unlocks() {
     let t0 = Instant::now();
-    let kernel = GuestKernel::debian_current().unwrap();
-    let disk = target_disk::build(&kernel).unwrap();
-    let luksify = luksify_bin::release().unwrap();
-    let live = live_env::build(&kernel, &[luksify]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target.img");
-    let spare = dir.path().join("spare.img");
-    disk.copy_to(&target).unwrap();
-    disk::create_sparse(&spare, (disk.root_mib + 512) * MIB).unwrap();
+    let s = Scenario::new(|root_mib| root_mib + 512);
     let ready = t0.elapsed();
-
-    let mut g = GuestBuilder::new("wizard-serial")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .disk_with_serial(&spare, "spare")
-        .start()
-        .unwrap();
+    let mut g = s.boot_live("wizard-serial");
     let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
     sh(c, "vgchange -ay vg0");
     let t_migrate = Instant::now();
     let out = wizard_driver::migrate(
@@ -101,7 +79,7 @@ fn wizard_over_the_serial_console_migrates_and_the_target_unlocks() {
 
     // The spare is detached: the target boots alone through its own GRUB.
     let t_boot = Instant::now();
-    let report = unlock_boot::boot_and_unlock("wizard-serial-boot", &target, PASSPHRASE).unwrap();
+    let report = unlock_boot::boot_and_unlock("wizard-serial-boot", &s.target, PASSPHRASE).unwrap();
     eprintln!(
         "timings: artefacts {ready:.1?}, wizard+migrate {migrate_time:.1?}, boot+unlock+check {:.1?}, total {:.1?}",
         t_boot.elapsed(),
