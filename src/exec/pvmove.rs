@@ -16,8 +16,8 @@ pub fn run(source: Option<&str>, dest: Option<&str>) -> Result<()> {
     let c = lvm_env(Cmd::new(&argv[0]).args(&argv[1..]));
     // A serial console is a terminal of unknown size: indicatif would pad
     // the bar to 80 columns and the next line would land on it there.
-    let sized_tty = std::io::stdout().is_terminal()
-        && console::Term::stdout().size_checked().is_some();
+    let sized_tty =
+        std::io::stdout().is_terminal() && console::Term::stdout().size_checked().is_some();
     let bar = if sized_tty {
         let b = indicatif::ProgressBar::new(10_000);
         b.set_style(
