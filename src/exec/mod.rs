@@ -2,6 +2,7 @@
 
 mod boot_drift;
 pub mod checks;
+pub mod dracut_target;
 pub mod inject_target;
 pub mod migrate;
 pub mod mounts;

@@ -126,14 +126,16 @@ pub fn commands(action: &Action) -> Vec<String> {
         } => {
             if *use_target_generator {
                 match generator.as_deref() {
-                    Some("dracut") => kernels
-                        .iter()
-                        .map(|k| {
-                            format!(
-                                "chroot {target_root} dracut --force /boot/initramfs-{k}.img {k}"
-                            )
-                        })
-                        .collect(),
+                    Some("dracut") => std::iter::once(format!(
+                        "write {target_root}{}   # dracut: crypt, lvm and /etc/crypttab in every image",
+                        super::dracut_target::CONF_PATH
+                    ))
+                    .chain(kernels.iter().map(|k| {
+                        format!(
+                            "chroot {target_root} dracut --force IMAGE {k}   # IMAGE: /boot/initrd.img-{k} on Debian, else /boot/initramfs-{k}.img"
+                        )
+                    }))
+                    .collect(),
                     _ => vec![format!("chroot {target_root} update-initramfs -u -k all")],
                 }
             } else {

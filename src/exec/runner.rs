@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{checks, inject_target, persist_unlock, pvmove};
+use super::{checks, dracut_target, inject_target, persist_unlock, pvmove};
 use crate::boot;
 use crate::plan::{self, Action, Choices, Plan, Step};
 use crate::probe::Snapshot;
@@ -211,16 +211,16 @@ impl Runner {
                 }
                 match generator.as_deref() {
                     Some("dracut") => {
+                        let root = Path::new(target_root);
+                        dracut_target::install_conf(root)?;
+                        println!("  wrote {}", dracut_target::CONF_PATH);
                         for k in kernels {
+                            let image = dracut_target::image_path(root, k);
                             Cmd::new("chroot")
-                                .args([
-                                    target_root.as_str(),
-                                    "dracut",
-                                    "--force",
-                                    &format!("/boot/initramfs-{k}.img"),
-                                    k,
-                                ])
-                                .run()?;
+                                .args([target_root.as_str(), "dracut", "--force", &image, k])
+                                .run()
+                                .with_context(|| format!("the target's dracut building {image}"))?;
+                            println!("  {image}: rebuilt by the target's dracut");
                         }
                     }
                     _ => {
@@ -395,13 +395,14 @@ fn verify(root: &Path, u: &inject_target::Unlock) -> Result<()> {
         bail!("the target's /boot holds no kernel (vmlinuz-*)");
     }
     for k in &kernels {
-        let (image, lister) = [
-            (format!("/boot/initrd.img-{k}"), "lsinitramfs"),
-            (format!("/boot/initramfs-{k}.img"), "lsinitrd"),
+        let image = [
+            format!("/boot/initrd.img-{k}"),
+            format!("/boot/initramfs-{k}.img"),
         ]
         .into_iter()
-        .find(|(img, _)| root.join(img.trim_start_matches('/')).exists())
+        .find(|img| root.join(img.trim_start_matches('/')).exists())
         .with_context(|| format!("kernel {k} has no initramfs in the target's /boot"))?;
+        let lister = lister_for(&image, |p| boot::target_fs::exists(root, p));
         let listing = Cmd::new("chroot")
             .arg(root)
             .args([lister, image.as_str()])
@@ -437,6 +438,27 @@ fn verify(root: &Path, u: &inject_target::Unlock) -> Result<()> {
     Ok(())
 }
 
+/// The target's own lister for `image`: initramfs-tools' lsinitramfs for
+/// Debian's name, dracut's lsinitrd for Red Hat's, and whichever the target
+/// has otherwise (Debian's dracut writes Debian's name and has only lsinitrd).
+fn lister_for(image: &str, exists: impl Fn(&str) -> bool) -> &'static str {
+    let has = |name: &str| {
+        ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .any(|d| exists(&format!("{d}/{name}")))
+    };
+    let (preferred, other) = if image.contains("/initrd.img-") {
+        ("lsinitramfs", "lsinitrd")
+    } else {
+        ("lsinitrd", "lsinitramfs")
+    };
+    if !has(preferred) && has(other) {
+        other
+    } else {
+        preferred
+    }
+}
+
 /// What an initramfs listing lacks to unlock LUKS at boot.
 pub fn missing_for_unlock(listing: &str, dm_crypt_builtin: bool) -> Vec<&'static str> {
     let has = |suffix: &str| listing.lines().any(|l| l.trim_end().ends_with(suffix));
@@ -457,6 +479,21 @@ pub fn missing_for_unlock(listing: &str, dm_crypt_builtin: bool) -> Vec<&'static
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lister_is_the_one_the_target_has() {
+        let deb = "/boot/initrd.img-6.1.0-28-amd64";
+        let rh = "/boot/initramfs-6.1.0-28-amd64.img";
+        let itools = |p: &str| p == "/usr/bin/lsinitramfs";
+        let dracut = |p: &str| p == "/usr/bin/lsinitrd";
+        assert_eq!(lister_for(deb, itools), "lsinitramfs");
+        // Debian's dracut: Debian's name, dracut's lister.
+        assert_eq!(lister_for(deb, dracut), "lsinitrd");
+        assert_eq!(lister_for(rh, dracut), "lsinitrd");
+        assert_eq!(lister_for(rh, itools), "lsinitramfs");
+        // Neither found: the name's own lister, whose failure says which.
+        assert_eq!(lister_for(deb, |_| false), "lsinitramfs");
+    }
 
     #[test]
     fn unlock_needs_cryptsetup_crypttab_and_dm_crypt() {

@@ -28,7 +28,11 @@ pub fn in_ram(snap: &Snapshot, path: &str) -> bool {
 pub fn unlock_prompt(generator: Option<&str>, mapper_name: &str, injected: bool) -> String {
     match generator {
         _ if injected => format!("Passphrase to unlock {mapper_name} (attempt 1 of 3):"),
-        Some("dracut") => format!("Please enter passphrase for disk ... ({mapper_name}):"),
+        // systemd-cryptsetup asks when the image has systemd; dracut's
+        // scripted crypt module leaves the prompt to cryptsetup.
+        Some("dracut") => format!(
+            "Please enter passphrase for disk ... ({mapper_name}):  (or, in an initramfs without systemd, cryptsetup's  Enter passphrase for /dev/...:)"
+        ),
         _ => format!("Please unlock disk {mapper_name}:"),
     }
 }
@@ -229,6 +233,7 @@ mod tests {
         assert!(t.contains("Leave /dev/vdb attached"), "{t}");
         assert!(t.contains("Keep the backups in /media/usb"), "{t}");
         assert!(t.contains("Please enter passphrase for disk"), "{t}");
+        assert!(t.contains("Enter passphrase for /dev/"), "{t}");
         assert!(!t.contains("recovery"), "{t}");
     }
 }

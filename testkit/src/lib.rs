@@ -40,6 +40,6 @@ pub use images::{Compression, Generator, RealImage, mkinitramfs_after, real_imag
 pub use oracle::{lsinitramfs, unmkinitramfs};
 pub use run::run;
 pub use vm_target::{
-    VM_TARGET_PACKAGES, VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS, debian_vm_target,
-    debian_vm_target_with,
+    VM_TARGET_PACKAGES, VM_TARGET_PACKAGES_DRACUT, VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS,
+    debian_vm_target, debian_vm_target_with,
 };

@@ -44,6 +44,21 @@ pub const VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS: &[&str] = &[
     "busybox",
 ];
 
+/// The target whose initramfs generator is dracut (Debian 12's dracut 059:
+/// the crypt, lvm and dm modules are all in dracut-core; dracut conflicts
+/// with initramfs-tools). No systemd: the base is minbase, so dracut builds
+/// its scripted init, whose crypt module asks for the passphrase itself.
+pub const VM_TARGET_PACKAGES_DRACUT: &[&str] = &[
+    "linux-image-amd64",
+    "lvm2",
+    "cryptsetup",
+    "dracut",
+    "grub-pc",
+    "e2fsprogs",
+    "util-linux",
+    "busybox",
+];
+
 const RECIPE: &str = "debian-vm-target v1";
 
 /// Keeps grub-pc's postinst from installing GRUB onto one of the build
@@ -102,9 +117,17 @@ pub fn debian_vm_target_with(files: &[(&str, &[u8], u32)], packages: &[&str]) ->
             Ok(())
         })?;
         let kver = kernel_version(&root)?;
+        let dracut = packages.contains(&"dracut");
         {
             let _mounts = ChrootMounts::new(&root, None)?;
-            chroot_env(&root, ["update-initramfs", "-c", "-k", &kver], &env)?;
+            if dracut {
+                // What Debian's /etc/kernel/postinst.d/dracut runs (skipped
+                // above by INITRD=No), with the root's /etc/dracut.conf.d.
+                let image = format!("/boot/initrd.img-{kver}");
+                chroot_env(&root, ["dracut", "--force", &image, &kver], &env)?;
+            } else {
+                chroot_env(&root, ["update-initramfs", "-c", "-k", &kver], &env)?;
+            }
         }
         fs::remove_file(root.join("usr/sbin/policy-rc.d"))?;
         fs::remove_file(root.join("tmp/debconf.sel"))?;
@@ -124,6 +147,9 @@ pub fn debian_vm_target_with(files: &[(&str, &[u8], u32)], packages: &[&str]) ->
             if !root.join(&needed).exists() {
                 bail!("{needed} is missing from the VM target root");
             }
+        }
+        if dracut && root.join("usr/sbin/mkinitramfs").exists() {
+            bail!("initramfs-tools is in a VM target root built with dracut");
         }
         if !with_hook && root.join(hook).exists() {
             bail!("{hook} is in a VM target root built without cryptsetup-initramfs");

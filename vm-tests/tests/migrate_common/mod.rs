@@ -42,8 +42,16 @@ pub struct Scenario {
 impl Scenario {
     /// `spare_mib`: the spare's size given the target's root LV size in MiB.
     pub fn new(spare_mib: impl FnOnce(u64) -> u64) -> Scenario {
+        Scenario::of_variant(target_disk::Variant::WithCryptsetupInitramfs, spare_mib)
+    }
+
+    /// [`Scenario::new`] on the target disk of another [`target_disk::Variant`].
+    pub fn of_variant(
+        variant: target_disk::Variant,
+        spare_mib: impl FnOnce(u64) -> u64,
+    ) -> Scenario {
         let kernel = GuestKernel::debian_current().unwrap();
-        let disk = target_disk::build(&kernel).unwrap();
+        let disk = target_disk::build_variant(&kernel, variant).unwrap();
         let luksify = luksify_bin::release().unwrap();
         let live = live_env::build(&kernel, &[luksify]).unwrap();
         let dir = tempfile::tempdir().unwrap();
