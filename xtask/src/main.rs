@@ -20,7 +20,7 @@ enum Task {
         /// Skip installing system packages (they are already there).
         #[arg(long)]
         no_install: bool,
-        /// Also run the long VM scenarios (a full migration and boot: ~25 min under TCG).
+        /// Also run the long VM scenarios left out of CI's time budget (dracut target, kernel update).
         #[arg(long)]
         all_vm: bool,
     },
