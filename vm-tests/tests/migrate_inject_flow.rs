@@ -5,10 +5,12 @@
 //! the target disk boots alone through GRUB, luksify's hook asks for the
 //! passphrase, a wrong one is rejected and the prompt comes back (issue 6
 //! item 3), the right one unlocks, and boot-check finds the file tree
-//! intact, root on dm-crypt and swap working. Then the target's own
-//! update-initramfs rebuilds the image, as a kernel update does (from the
-//! live guest, in a chroot of the unlocked target): the hook luksify
-//! installed keeps the unlock, and the target boots and unlocks again.
+//! intact, root on dm-crypt and swap working. Then the target installs a
+//! second kernel package (issue 6 item 4; from the live guest, `dpkg -i` in
+//! a chroot of the unlocked target): its postinst runs the target's own
+//! update-initramfs, which builds the new kernel's image with the hook
+//! luksify installed, and update-grub, which makes it GRUB's default; the
+//! target boots that kernel through GRUB and unlocks again.
 
 mod common;
 mod migrate_common;
@@ -19,6 +21,7 @@ use common::*;
 use migrate_common::store_secret;
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
+use vm_tests::kernel_update::{self, SecondKernel};
 use vm_tests::live_env::{self, PROMPT};
 use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
@@ -36,6 +39,8 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let disk = target_disk::build_variant(&kernel, Variant::NoCryptsetupInitramfs).unwrap();
     let luksify = luksify_bin::release().unwrap();
     let live = live_env::build(&kernel, &[luksify]).unwrap();
+    let second = SecondKernel::debian_cloud().unwrap();
+    assert_ne!(second.release, kernel.release);
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target.img");
     let spare = dir.path().join("spare.img");
@@ -170,13 +175,14 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     assert!(!text.contains("not-the-passphrase"));
     drop(g);
 
-    // The target's own update-initramfs, as after a kernel update.
+    // A kernel update: the target installs a second kernel package.
     let t_update = Instant::now();
-    let mut g = GuestBuilder::new("migrate-inject-flow-update")
+    let mut g = GuestBuilder::new("migrate-inject-flow-kernel-update")
         .kernel(&live.kernel)
         .initrd(&live.initrd)
         .append(&live.append)
         .disk_with_serial(&target, "target")
+        .disk_snapshot(&second.disk, "kernel")
         .start()
         .unwrap();
     let c = g.console();
@@ -194,27 +200,42 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
          for f in dev proc sys run; do mount --bind /$f /t/$f; done",
     );
     sh(c, "test ! -e /t/usr/share/initramfs-tools/hooks/cryptroot");
-    let before = sh(c, "sha256sum /t/boot/initrd.img-*-amd64");
-    let out = c
-        .exec(
-            "chroot /t update-initramfs -u -k all",
-            Duration::from_secs(900),
-        )
-        .unwrap();
-    assert_eq!(
-        out.code,
-        0,
-        "update-initramfs failed:\n{}{}",
-        out.stdout_str(),
-        out.stderr_str()
+    let rel = &second.release;
+    let out =
+        kernel_update::install(c, &second, "/t", "/dev/vdb", Duration::from_secs(1200)).unwrap();
+    let dpkg = out.stdout_str();
+    eprintln!(
+        "dpkg -i {} ({:.1?}):\n{dpkg}",
+        second.deb_name,
+        t_update.elapsed()
     );
-    let after = sh(c, "sha256sum /t/boot/initrd.img-*-amd64");
-    assert_ne!(before, after, "update-initramfs left the image as it was");
+    assert_eq!(out.code, 0, "installing the second kernel failed:\n{dpkg}");
+    // Its postinst ran the target's generators (/etc/kernel/postinst.d).
+    assert!(
+        dpkg.contains(&format!(
+            "update-initramfs: Generating /boot/initrd.img-{rel}"
+        )),
+        "{dpkg}"
+    );
+    assert!(
+        dpkg.contains("Generating grub configuration file"),
+        "{dpkg}"
+    );
     let verify = sh(
         c,
-        &format!("luksify initrd verify /t/boot/initrd.img-*-amd64 --luks-uuid {uuid} --vg vg0"),
+        &format!("luksify initrd verify /t/boot/initrd.img-{rel} --luks-uuid {uuid} --vg vg0"),
     );
     assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
+    // GRUB's default entry (GRUB_DEFAULT=0, the first) is the newest kernel
+    // by dpkg's version order, in which `6.1.0-N-cloud-amd64` follows
+    // `6.1.0-N-amd64` (and any older N): the new kernel is the default as
+    // after a real update, with no grub-set-default.
+    let grub_cfg = sh(c, "cat /t/boot/grub/grub.cfg");
+    assert_eq!(
+        kernel_update::grub_default_kernel(&grub_cfg).as_deref(),
+        Some(rel.as_str()),
+        "the new kernel is not GRUB's default entry:\n{grub_cfg}"
+    );
     sh(
         c,
         "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
@@ -225,11 +246,16 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let update_time = t_update.elapsed();
 
     let t_boot2 = Instant::now();
-    let mut g = GuestBuilder::new("migrate-inject-flow-boot-after-update")
+    let mut g = GuestBuilder::new("migrate-inject-flow-boot-new-kernel")
         .disk_with_serial(&target, "target")
         .start()
         .unwrap();
     let c = g.console();
+    // The kernel's banner on the serial console names the running kernel.
+    let banner = c
+        .wait_for(r"Linux version (\S+)", Duration::from_secs(300))
+        .unwrap();
+    assert_eq!(banner.groups[0].as_deref(), Some(rel.as_str()));
     c.send_secret_after(&prompt(1), PASSPHRASE.as_bytes(), Duration::from_secs(300))
         .unwrap();
     let report = c
@@ -238,15 +264,13 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let text = String::from_utf8_lossy(&report.before).replace('\r', "");
     g.wait_exit(Duration::from_secs(60)).unwrap();
     eprintln!(
-        "timings: update-initramfs in the live guest {update_time:.1?}, boot+unlock+check after it {:.1?}, total {:.1?}",
+        "timings: kernel install in the live guest {update_time:.1?}, boot of {rel}+unlock+check {:.1?}, total {:.1?}",
         t_boot2.elapsed(),
         t0.elapsed()
     );
     assert!(!text.contains("did not unlock"), "{text}");
-    assert!(
-        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
-        "{text}"
-    );
-    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
+    vm_tests::unlock_boot::BootCheck::from_text(&text)
+        .verify_migrated(Some(&uuid))
+        .unwrap();
     assert!(!text.contains(PASSPHRASE));
 }
