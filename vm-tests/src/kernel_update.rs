@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use luksify::sys::process::Cmd;
 
-use crate::console::{Console, ExecOutput};
+use crate::console::Console;
 use crate::{cache, debian_pkgs};
 
 /// The metapackage naming the flavour's current kernel image package.
@@ -129,14 +129,14 @@ fn make_disk(deb: &Path, package: &str, dir: &Path) -> Result<()> {
 /// In a live guest where the target's root is mounted at `root` (its /boot,
 /// /dev, /proc, /sys and /run mounted inside), installs the kernel from the
 /// disk `device` with the target's own dpkg in a chroot, as `apt-get
-/// upgrade` would; returns dpkg's output.
+/// upgrade` would.
 pub fn install(
     c: &mut Console,
     kernel: &SecondKernel,
     root: &str,
     device: &str,
     timeout: Duration,
-) -> Result<ExecOutput> {
+) -> Result<Installed> {
     let mnt = format!("{root}{MOUNT_DIR}");
     let out = c.exec(
         &format!("mkdir -p {mnt} && mount -o ro {device} {mnt}"),
@@ -148,12 +148,16 @@ pub fn install(
             out.stderr_str()
         );
     }
-    // A clean environment: the live shell's is not the target's.
+    // A clean environment: the live shell's is not the target's. Each line
+    // gets the guest's uptime, so the log shows where the time goes
+    // (unpacking, update-initramfs, update-grub); the pipe loses dpkg's exit
+    // status, hence the marker line.
     let out = c.exec(
         &format!(
-            "chroot {root} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+            "{{ chroot {root} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
              DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
-             dpkg -i {MOUNT_DIR}/{} 2>&1",
+             dpkg -i {MOUNT_DIR}/{} 2>&1; echo \"dpkg-exit=$?\"; }} \
+             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
             kernel.deb_name
         ),
         timeout,
@@ -162,7 +166,24 @@ pub fn install(
         &format!("umount {mnt} && rmdir {mnt}"),
         Duration::from_secs(60),
     )?;
-    Ok(out)
+    let text = out.stdout_str();
+    let code = text
+        .lines()
+        .find_map(|l| l.split_once("dpkg-exit=").map(|(_, c)| c.trim().parse()))
+        .transpose()
+        .context("reading dpkg's exit status")?
+        .unwrap_or(-1);
+    Ok(Installed { code, text })
+}
+
+/// What [`install`] saw.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// dpkg's exit status (-1 when the shell never reported one).
+    pub code: i32,
+    /// dpkg's output (stdout and stderr), each line prefixed with the
+    /// guest's uptime.
+    pub text: String,
 }
 
 /// The kernel of grub.cfg's default entry (`GRUB_DEFAULT=0`: the first

@@ -203,7 +203,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let rel = &second.release;
     let out =
         kernel_update::install(c, &second, "/t", "/dev/vdb", Duration::from_secs(1200)).unwrap();
-    let dpkg = out.stdout_str();
+    let dpkg = &out.text;
     eprintln!(
         "dpkg -i {} ({:.1?}):\n{dpkg}",
         second.deb_name,
