@@ -18,10 +18,10 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::store_secret;
+use migrate_common::{boot_new_kernel, store_secret, update_kernel};
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::kernel_update::{self, SecondKernel};
+use vm_tests::kernel_update::SecondKernel;
 use vm_tests::live_env::{self, PROMPT};
 use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
@@ -177,100 +177,29 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
 
     // A kernel update: the target installs a second kernel package.
     let t_update = Instant::now();
-    let mut g = GuestBuilder::new("migrate-inject-flow-kernel-update")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .disk_snapshot(&second.disk, "kernel")
-        .start()
-        .unwrap();
-    let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
-    store_secret(c, "/root/pass", PASSPHRASE, T);
-    sh(
-        c,
-        &format!("cryptsetup open /dev/vda2 luks-{uuid} < /root/pass && rm /root/pass"),
+    update_kernel(
+        "migrate-inject-flow-kernel-update",
+        &live,
+        &target,
+        &uuid,
+        &second,
     );
-    sh(c, "vgchange -ay vg0");
-    sh(
-        c,
-        "mkdir -p /t && mount /dev/vg0/root /t && mount /dev/vda1 /t/boot && \
-         for f in dev proc sys run; do mount --bind /$f /t/$f; done",
-    );
-    sh(c, "test ! -e /t/usr/share/initramfs-tools/hooks/cryptroot");
-    let rel = &second.release;
-    let out =
-        kernel_update::install(c, &second, "/t", "/dev/vdb", Duration::from_secs(1200)).unwrap();
-    let dpkg = &out.text;
-    eprintln!(
-        "dpkg -i {} ({:.1?}):\n{dpkg}",
-        second.deb_name,
-        t_update.elapsed()
-    );
-    assert_eq!(out.code, 0, "installing the second kernel failed:\n{dpkg}");
-    // Its postinst ran the target's generators (/etc/kernel/postinst.d).
-    assert!(
-        dpkg.contains(&format!(
-            "update-initramfs: Generating /boot/initrd.img-{rel}"
-        )),
-        "{dpkg}"
-    );
-    assert!(
-        dpkg.contains("Generating grub configuration file"),
-        "{dpkg}"
-    );
-    let verify = sh(
-        c,
-        &format!("luksify initrd verify /t/boot/initrd.img-{rel} --luks-uuid {uuid} --vg vg0"),
-    );
-    assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
-    // GRUB's default entry (GRUB_DEFAULT=0, the first) is the newest kernel
-    // by dpkg's version order, in which `6.1.0-N-cloud-amd64` follows
-    // `6.1.0-N-amd64` (and any older N): the new kernel is the default as
-    // after a real update, with no grub-set-default.
-    let grub_cfg = sh(c, "cat /t/boot/grub/grub.cfg");
-    assert_eq!(
-        kernel_update::grub_default_kernel(&grub_cfg).as_deref(),
-        Some(rel.as_str()),
-        "the new kernel is not GRUB's default entry:\n{grub_cfg}"
-    );
-    sh(
-        c,
-        "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
-    );
-    sh(c, &format!("cryptsetup close luks-{uuid}"));
-    g.poweroff(T).unwrap();
-    drop(g);
     let update_time = t_update.elapsed();
 
     let t_boot2 = Instant::now();
-    let mut g = GuestBuilder::new("migrate-inject-flow-boot-new-kernel")
-        .disk_with_serial(&target, "target")
-        .start()
-        .unwrap();
-    let c = g.console();
-    // The kernel's banner on the serial console names the running kernel.
-    let banner = c
-        .wait_for(r"Linux version (\S+)", Duration::from_secs(300))
-        .unwrap();
-    assert_eq!(banner.groups[0].as_deref(), Some(rel.as_str()));
-    c.send_secret_after(&prompt(1), PASSPHRASE.as_bytes(), Duration::from_secs(300))
-        .unwrap();
-    let report = c
-        .wait_for("BOOTCHECK: end", Duration::from_secs(240))
-        .unwrap();
-    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
-    g.wait_exit(Duration::from_secs(60)).unwrap();
+    let report = boot_new_kernel(
+        "migrate-inject-flow-boot-new-kernel",
+        &target,
+        &second,
+        &prompt(1),
+    );
     eprintln!(
-        "timings: kernel install in the live guest {update_time:.1?}, boot of {rel}+unlock+check {:.1?}, total {:.1?}",
+        "timings: kernel install in the live guest {update_time:.1?}, boot of {}+unlock+check {:.1?}, total {:.1?}",
+        second.release,
         t_boot2.elapsed(),
         t0.elapsed()
     );
-    assert!(!text.contains("did not unlock"), "{text}");
-    vm_tests::unlock_boot::BootCheck::from_text(&text)
-        .verify_migrated(Some(&uuid))
-        .unwrap();
-    assert!(!text.contains(PASSPHRASE));
+    assert!(!report.text.contains("did not unlock"), "{}", report.text);
+    report.verify_migrated(Some(&uuid)).unwrap();
+    assert!(!report.text.contains(PASSPHRASE));
 }
