@@ -18,7 +18,7 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{boot_new_kernel, store_secret, update_kernel};
+use migrate_common::{Unlock, boot_new_kernel, store_secret, update_kernel};
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::kernel_update::SecondKernel;
@@ -183,6 +183,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
         &target,
         &uuid,
         &second,
+        Unlock::Luksify,
     );
     let update_time = t_update.elapsed();
 

@@ -14,7 +14,7 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, boot_new_kernel, store_secret, update_kernel};
+use migrate_common::{Scenario, Unlock, boot_new_kernel, store_secret, update_kernel};
 use vm_tests::kernel_update::SecondKernel;
 use vm_tests::qemu::GuestBuilder;
 
@@ -141,6 +141,7 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         &s.target,
         &uuid,
         &second,
+        Unlock::CryptsetupInitramfs,
     );
     let update_time = t_update.elapsed();
     let t_boot2 = Instant::now();

@@ -82,13 +82,29 @@ impl Scenario {
     }
 }
 
+/// What unlocks the target's root at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlock {
+    /// luksify's injected unlock, kept by its initramfs-tools hook.
+    Luksify,
+    /// The target's cryptsetup-initramfs, from the crypttab luksify wrote.
+    CryptsetupInitramfs,
+}
+
 /// Issue 6 item 4, a kernel update after the migration: a live guest
 /// unlocks the migrated `target`, mounts it and installs `second` with the
 /// target's own dpkg in a chroot. Its postinst runs the target's
 /// update-initramfs (whatever unlock the target is configured for must land
-/// in the new image: `luksify initrd verify` checks) and update-grub, whose
+/// in the new image: checked per `unlock`) and update-grub, whose
 /// default entry must be the new kernel.
-pub fn update_kernel(name: &str, live: &LiveEnv, target: &Path, uuid: &str, second: &SecondKernel) {
+pub fn update_kernel(
+    name: &str,
+    live: &LiveEnv,
+    target: &Path,
+    uuid: &str,
+    second: &SecondKernel,
+    unlock: Unlock,
+) {
     let t = Instant::now();
     let mut g = GuestBuilder::new(name)
         .kernel(&live.kernel)
@@ -129,11 +145,32 @@ pub fn update_kernel(name: &str, live: &LiveEnv, target: &Path, uuid: &str, seco
         dpkg.contains("Generating grub configuration file"),
         "{dpkg}"
     );
-    let verify = sh(
-        c,
-        &format!("luksify initrd verify /t/boot/initrd.img-{rel} --luks-uuid {uuid} --vg vg0"),
-    );
-    assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
+    match unlock {
+        Unlock::Luksify => {
+            let verify = sh(
+                c,
+                &format!(
+                    "luksify initrd verify /t/boot/initrd.img-{rel} --luks-uuid {uuid} --vg vg0"
+                ),
+            );
+            assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
+        }
+        Unlock::CryptsetupInitramfs => {
+            // `initrd verify` knows luksify's unlock only; the target's
+            // lsinitramfs shows cryptsetup-initramfs's pieces are in.
+            let list = sh(c, &format!("chroot /t lsinitramfs /boot/initrd.img-{rel}"));
+            for part in [
+                "cryptroot/crypttab",
+                "scripts/local-top/cryptroot",
+                "sbin/cryptsetup",
+            ] {
+                assert!(
+                    list.lines().any(|l| l.ends_with(part)),
+                    "no {part} in the new image:\n{list}"
+                );
+            }
+        }
+    }
     // GRUB's default entry (GRUB_DEFAULT=0, the first) is the newest kernel
     // by dpkg's version order, in which `6.1.0-N-cloud-amd64` follows
     // `6.1.0-N-amd64` (and any older N): the new kernel is the default as
