@@ -136,32 +136,11 @@ pub fn unpacked(
     cache::entry(UNPACKED_KIND, &dir_key(pkg, tag), |dir| {
         let dl = dir.join(".download");
         std::fs::create_dir(&dl)?;
-        // apt-get download only writes into the current directory.
-        Cmd::new("sh")
-            .args(["-c", r#"cd "$1" && exec apt-get -q download "$2""#, "sh"])
-            .arg(&dl)
-            .arg(format!("{}:{}={}", pkg.name, pkg.arch, pkg.version))
-            .run()
-            .with_context(|| {
-                format!(
-                    "downloading {} {} from the Debian mirror",
-                    pkg.name, pkg.version
-                )
-            })?;
-        let debs: Vec<PathBuf> = std::fs::read_dir(&dl)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-            .collect();
-        let [deb] = debs.as_slice() else {
-            bail!(
-                "apt-get download left {} .deb files instead of one",
-                debs.len()
-            );
-        };
+        let deb = download(pkg, &dl)?;
         let root = dir.join("root");
         Cmd::new("dpkg")
             .arg("-x")
-            .arg(deb)
+            .arg(&deb)
             .arg(&root)
             .run()
             .with_context(|| format!("unpacking {}", deb.display()))?;
@@ -169,6 +148,49 @@ pub fn unpacked(
         prepare(&root)
     })
     .map(|d| d.join("root"))
+}
+
+/// The cache directory kind holding package files as downloaded.
+pub const DEB_KIND: &str = "debian-deb";
+
+/// `pkg`'s .deb file itself (cached), for a guest to install with dpkg.
+pub fn deb(pkg: &Resolved) -> Result<PathBuf> {
+    let dir = cache::entry(DEB_KIND, &dir_key(pkg, ""), |dir| {
+        download(pkg, dir).map(|_| ())
+    })?;
+    only_deb(&dir)
+}
+
+/// `apt-get download` of exactly `pkg`'s version into the empty `dir`.
+fn download(pkg: &Resolved, dir: &Path) -> Result<PathBuf> {
+    // apt-get download only writes into the current directory.
+    Cmd::new("sh")
+        .args(["-c", r#"cd "$1" && exec apt-get -q download "$2""#, "sh"])
+        .arg(dir)
+        .arg(format!("{}:{}={}", pkg.name, pkg.arch, pkg.version))
+        .run()
+        .with_context(|| {
+            format!(
+                "downloading {} {} from the Debian mirror",
+                pkg.name, pkg.version
+            )
+        })?;
+    only_deb(dir)
+}
+
+fn only_deb(dir: &Path) -> Result<PathBuf> {
+    let debs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    let [deb] = debs.as_slice() else {
+        bail!(
+            "{} holds {} .deb files instead of one",
+            dir.display(),
+            debs.len()
+        );
+    };
+    Ok(deb.clone())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod guest_kernel;
 pub mod host_closure;
 pub mod image_tree;
+pub mod kernel_update;
 pub mod live_env;
 pub mod logs;
 pub mod luksify_bin;

@@ -5,10 +5,12 @@
 //! the target disk boots alone through GRUB, luksify's hook asks for the
 //! passphrase, a wrong one is rejected and the prompt comes back (issue 6
 //! item 3), the right one unlocks, and boot-check finds the file tree
-//! intact, root on dm-crypt and swap working. Then the target's own
-//! update-initramfs rebuilds the image, as a kernel update does (from the
-//! live guest, in a chroot of the unlocked target): the hook luksify
-//! installed keeps the unlock, and the target boots and unlocks again.
+//! intact, root on dm-crypt and swap working. Then the target installs a
+//! second kernel package (issue 6 item 4; from the live guest, `dpkg -i` in
+//! a chroot of the unlocked target): its postinst runs the target's own
+//! update-initramfs, which builds the new kernel's image with the hook
+//! luksify installed, and update-grub, which makes it GRUB's default; the
+//! target boots that kernel through GRUB and unlocks again.
 
 mod common;
 mod migrate_common;
@@ -16,9 +18,10 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::store_secret;
+use migrate_common::{Unlock, boot_new_kernel, store_secret, update_kernel};
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
+use vm_tests::kernel_update::SecondKernel;
 use vm_tests::live_env::{self, PROMPT};
 use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
@@ -36,6 +39,8 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let disk = target_disk::build_variant(&kernel, Variant::NoCryptsetupInitramfs).unwrap();
     let luksify = luksify_bin::release().unwrap();
     let live = live_env::build(&kernel, &[luksify]).unwrap();
+    let second = SecondKernel::debian_cloud().unwrap();
+    assert_ne!(second.release, kernel.release);
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target.img");
     let spare = dir.path().join("spare.img");
@@ -170,83 +175,32 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     assert!(!text.contains("not-the-passphrase"));
     drop(g);
 
-    // The target's own update-initramfs, as after a kernel update.
+    // A kernel update: the target installs a second kernel package.
     let t_update = Instant::now();
-    let mut g = GuestBuilder::new("migrate-inject-flow-update")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .start()
-        .unwrap();
-    let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
-    store_secret(c, "/root/pass", PASSPHRASE, T);
-    sh(
-        c,
-        &format!("cryptsetup open /dev/vda2 luks-{uuid} < /root/pass && rm /root/pass"),
+    update_kernel(
+        "migrate-inject-flow-kernel-update",
+        &live,
+        &target,
+        &uuid,
+        &second,
+        Unlock::Luksify,
     );
-    sh(c, "vgchange -ay vg0");
-    sh(
-        c,
-        "mkdir -p /t && mount /dev/vg0/root /t && mount /dev/vda1 /t/boot && \
-         for f in dev proc sys run; do mount --bind /$f /t/$f; done",
-    );
-    sh(c, "test ! -e /t/usr/share/initramfs-tools/hooks/cryptroot");
-    let before = sh(c, "sha256sum /t/boot/initrd.img-*-amd64");
-    let out = c
-        .exec(
-            "chroot /t update-initramfs -u -k all",
-            Duration::from_secs(900),
-        )
-        .unwrap();
-    assert_eq!(
-        out.code,
-        0,
-        "update-initramfs failed:\n{}{}",
-        out.stdout_str(),
-        out.stderr_str()
-    );
-    let after = sh(c, "sha256sum /t/boot/initrd.img-*-amd64");
-    assert_ne!(before, after, "update-initramfs left the image as it was");
-    let verify = sh(
-        c,
-        &format!("luksify initrd verify /t/boot/initrd.img-*-amd64 --luks-uuid {uuid} --vg vg0"),
-    );
-    assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
-    sh(
-        c,
-        "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
-    );
-    sh(c, &format!("cryptsetup close luks-{uuid}"));
-    g.poweroff(T).unwrap();
-    drop(g);
     let update_time = t_update.elapsed();
 
     let t_boot2 = Instant::now();
-    let mut g = GuestBuilder::new("migrate-inject-flow-boot-after-update")
-        .disk_with_serial(&target, "target")
-        .start()
-        .unwrap();
-    let c = g.console();
-    c.send_secret_after(&prompt(1), PASSPHRASE.as_bytes(), Duration::from_secs(300))
-        .unwrap();
-    let report = c
-        .wait_for("BOOTCHECK: end", Duration::from_secs(240))
-        .unwrap();
-    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
-    g.wait_exit(Duration::from_secs(60)).unwrap();
+    let report = boot_new_kernel(
+        "migrate-inject-flow-boot-new-kernel",
+        &target,
+        &second,
+        &prompt(1),
+    );
     eprintln!(
-        "timings: update-initramfs in the live guest {update_time:.1?}, boot+unlock+check after it {:.1?}, total {:.1?}",
+        "timings: kernel install in the live guest {update_time:.1?}, boot of {}+unlock+check {:.1?}, total {:.1?}",
+        second.release,
         t_boot2.elapsed(),
         t0.elapsed()
     );
-    assert!(!text.contains("did not unlock"), "{text}");
-    assert!(
-        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
-        "{text}"
-    );
-    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
-    assert!(!text.contains(PASSPHRASE));
+    assert!(!report.text.contains("did not unlock"), "{}", report.text);
+    report.verify_migrated(Some(&uuid)).unwrap();
+    assert!(!report.text.contains(PASSPHRASE));
 }

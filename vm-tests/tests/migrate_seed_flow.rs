@@ -3,7 +3,10 @@
 //! then the target disk boots alone through GRUB, asks for the passphrase on
 //! the serial console, unlocks, and boot-check finds the file tree intact,
 //! root on dm-crypt and swap working. At the prompt a wrong passphrase is
-//! typed first (issue 6): it is rejected and the prompt comes back.
+//! typed first (issue 6): it is rejected and the prompt comes back. Then a
+//! kernel update (issue 6 item 4): the target installs a second kernel
+//! package, whose postinst builds its image with cryptsetup-initramfs and
+//! the crypttab luksify wrote; GRUB boots it and it unlocks.
 
 mod common;
 mod migrate_common;
@@ -11,7 +14,8 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, store_secret};
+use migrate_common::{Scenario, Unlock, boot_new_kernel, store_secret, update_kernel};
+use vm_tests::kernel_update::SecondKernel;
 use vm_tests::unlock_boot::{self, UNLOCK_PROMPT};
 
 /// Typed once at the unlock prompt before the right one.
@@ -21,6 +25,7 @@ const WRONG_PASSPHRASE: &str = "not-the-passphrase";
 fn seed_flow_spare_return_boots_and_unlocks() {
     let t0 = Instant::now();
     let s = Scenario::new(|root_mib| root_mib + 512);
+    let second = SecondKernel::debian_cloud().unwrap();
     let ready = t0.elapsed();
     let mut g = s.boot_live("migrate-seed-flow");
     let c = g.console();
@@ -108,4 +113,31 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     let text = report.text;
     assert!(!text.contains(PASSPHRASE));
     assert!(!text.contains(WRONG_PASSPHRASE));
+    drop(g);
+
+    let t_update = Instant::now();
+    update_kernel(
+        "migrate-seed-flow-kernel-update",
+        &s.live,
+        &s.target,
+        &uuid,
+        &second,
+        Unlock::CryptsetupInitramfs,
+    );
+    let update_time = t_update.elapsed();
+    let t_boot2 = Instant::now();
+    let report = boot_new_kernel(
+        "migrate-seed-flow-boot-new-kernel",
+        &s.target,
+        &second,
+        UNLOCK_PROMPT,
+    );
+    eprintln!(
+        "timings: kernel install in the live guest {update_time:.1?}, boot of {}+unlock+check {:.1?}, total {:.1?}",
+        second.release,
+        t_boot2.elapsed(),
+        t0.elapsed()
+    );
+    report.verify_migrated(Some(&uuid)).unwrap();
+    assert!(!report.text.contains(PASSPHRASE));
 }

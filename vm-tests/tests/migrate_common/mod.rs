@@ -1,16 +1,20 @@
 //! Helpers of the migration scenarios.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use vm_tests::console::Console;
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
+use vm_tests::kernel_update::{self, SecondKernel};
 use vm_tests::live_env::{self, LiveEnv, PROMPT};
 use vm_tests::luksify_bin;
 use vm_tests::qemu::{Guest, GuestBuilder};
 use vm_tests::target_disk::{self, TargetDisk};
+use vm_tests::unlock_boot::BootCheck;
+
+use crate::common::{PASSPHRASE, sh};
 
 /// Booting the live guest to its shell.
 const BOOT: Duration = Duration::from_secs(120);
@@ -84,4 +88,134 @@ impl Scenario {
         c.init_shell(PROMPT, BOOT).unwrap();
         g
     }
+}
+
+/// What unlocks the target's root at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlock {
+    /// luksify's injected unlock, kept by its initramfs-tools hook.
+    Luksify,
+    /// The target's cryptsetup-initramfs, from the crypttab luksify wrote.
+    CryptsetupInitramfs,
+}
+
+/// Issue 6 item 4, a kernel update after the migration: a live guest
+/// unlocks the migrated `target`, mounts it and installs `second` with the
+/// target's own dpkg in a chroot. Its postinst runs the target's
+/// update-initramfs (whatever unlock the target is configured for must land
+/// in the new image: checked per `unlock`) and update-grub, whose
+/// default entry must be the new kernel.
+pub fn update_kernel(
+    name: &str,
+    live: &LiveEnv,
+    target: &Path,
+    uuid: &str,
+    second: &SecondKernel,
+    unlock: Unlock,
+) {
+    let t = Instant::now();
+    let mut g = GuestBuilder::new(name)
+        .kernel(&live.kernel)
+        .initrd(&live.initrd)
+        .append(&live.append)
+        .disk_with_serial(target, "target")
+        .disk_snapshot(&second.disk, "kernel")
+        .start()
+        .unwrap();
+    let c = g.console();
+    c.wait_for("luksify-live: ready", BOOT).unwrap();
+    c.init_shell(PROMPT, BOOT).unwrap();
+    store_secret(c, "/root/pass", PASSPHRASE, BOOT);
+    sh(
+        c,
+        &format!("cryptsetup open /dev/vda2 luks-{uuid} < /root/pass && rm /root/pass"),
+    );
+    sh(c, "vgchange -ay vg0");
+    sh(
+        c,
+        "mkdir -p /t && mount /dev/vg0/root /t && mount /dev/vda1 /t/boot && \
+         for f in dev proc sys run; do mount --bind /$f /t/$f; done",
+    );
+    let rel = &second.release;
+    let out =
+        kernel_update::install(c, second, "/t", "/dev/vdb", Duration::from_secs(1200)).unwrap();
+    let dpkg = &out.text;
+    eprintln!("dpkg -i {} ({:.1?}):\n{dpkg}", second.deb_name, t.elapsed());
+    assert_eq!(out.code, 0, "installing the second kernel failed:\n{dpkg}");
+    // Its postinst ran the target's generators (/etc/kernel/postinst.d).
+    assert!(
+        dpkg.contains(&format!(
+            "update-initramfs: Generating /boot/initrd.img-{rel}"
+        )),
+        "{dpkg}"
+    );
+    assert!(
+        dpkg.contains("Generating grub configuration file"),
+        "{dpkg}"
+    );
+    match unlock {
+        Unlock::Luksify => {
+            let verify = sh(
+                c,
+                &format!(
+                    "luksify initrd verify /t/boot/initrd.img-{rel} --luks-uuid {uuid} --vg vg0"
+                ),
+            );
+            assert!(verify.contains("can unlock LUKS UUID"), "{verify}");
+        }
+        Unlock::CryptsetupInitramfs => {
+            // `initrd verify` knows luksify's unlock only; the target's
+            // lsinitramfs shows cryptsetup-initramfs's pieces are in.
+            let list = sh(c, &format!("chroot /t lsinitramfs /boot/initrd.img-{rel}"));
+            for part in [
+                "cryptroot/crypttab",
+                "scripts/local-top/cryptroot",
+                "sbin/cryptsetup",
+            ] {
+                assert!(
+                    list.lines().any(|l| l.ends_with(part)),
+                    "no {part} in the new image:\n{list}"
+                );
+            }
+        }
+    }
+    // GRUB's default entry (GRUB_DEFAULT=0, the first) is the newest kernel
+    // by dpkg's version order, in which `6.1.0-N-cloud-amd64` follows
+    // `6.1.0-N-amd64` (and any older N): the new kernel is the default as
+    // after a real update, with no grub-set-default.
+    let grub_cfg = sh(c, "cat /t/boot/grub/grub.cfg");
+    assert_eq!(
+        kernel_update::grub_default_kernel(&grub_cfg).as_deref(),
+        Some(rel.as_str()),
+        "the new kernel is not GRUB's default entry:\n{grub_cfg}"
+    );
+    sh(
+        c,
+        "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
+    );
+    sh(c, &format!("cryptsetup close luks-{uuid}"));
+    g.poweroff(BOOT).unwrap();
+}
+
+/// Boots `target` alone through its GRUB, checks the kernel's banner names
+/// `second`, types the passphrase at `prompt` and returns boot-check's report.
+pub fn boot_new_kernel(
+    name: &str,
+    target: &Path,
+    second: &SecondKernel,
+    prompt: &str,
+) -> BootCheck {
+    let mut g = GuestBuilder::new(name)
+        .disk_with_serial(target, "target")
+        .start()
+        .unwrap();
+    let c = g.console();
+    // The kernel's banner on the serial console names the running kernel.
+    let banner = c
+        .wait_for(r"Linux version (\S+)", Duration::from_secs(300))
+        .unwrap();
+    assert_eq!(banner.groups[0].as_deref(), Some(second.release.as_str()));
+    c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(300))
+        .unwrap();
+    vm_tests::unlock_boot::wait_report(&mut g).unwrap()
 }
