@@ -54,23 +54,25 @@ fn prompt(text: &str) -> String {
     format!(r"{}[^\n]*?(?:: |›|\] )", regex::escape(text))
 }
 
-fn answer(c: &mut Console, text: &str, line: &str, log: &mut String) -> Result<()> {
+/// Waits for the question `text`, keeps what came before it in `log`, and
+/// pauses as a person reading it would.
+fn await_question(c: &mut Console, text: &str, log: &mut String) -> Result<()> {
     let m = c
         .wait_for(&prompt(text), NEXT)
         .with_context(|| format!("waiting for the question {text:?}"))?;
     log.push_str(&String::from_utf8_lossy(&m.before));
     log.push_str(text);
     std::thread::sleep(THINK);
+    Ok(())
+}
+
+fn answer(c: &mut Console, text: &str, line: &str, log: &mut String) -> Result<()> {
+    await_question(c, text, log)?;
     c.send_line(line)
 }
 
 fn answer_secret(c: &mut Console, text: &str, secret: &str, log: &mut String) -> Result<()> {
-    let m = c
-        .wait_for(&prompt(text), NEXT)
-        .with_context(|| format!("waiting for the question {text:?}"))?;
-    log.push_str(&String::from_utf8_lossy(&m.before));
-    log.push_str(text);
-    std::thread::sleep(THINK);
+    await_question(c, text, log)?;
     c.send_secret(secret.as_bytes())
 }
 
