@@ -14,7 +14,7 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, store_secret};
+use migrate_common::{Scenario, migrate_yes, store_secret};
 use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk::{self, Variant};
@@ -77,28 +77,7 @@ fn dracut_target_spare_return_boots_and_unlocks() {
     let c = g.console();
     sh(c, "vgchange -ay vg0");
     store_secret(c, "/root/pass", PASSPHRASE, T);
-    let t_migrate = Instant::now();
-    let (_, text) = c
-        .run(
-            "{ luksify migrate --yes --spare /dev/vdb --strategy spare-return \
-             --header-backup /root/vg0.luks-header --passphrase-stdin \
-             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
-             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
-            Duration::from_secs(1200),
-        )
-        .unwrap();
-    let code = text.lines().find_map(|l| {
-        l.split_once("luksify-exit=")
-            .map(|(_, c)| c.trim().to_string())
-    });
-    let migrate_time = t_migrate.elapsed();
-    eprintln!("luksify migrate ({migrate_time:.1?}):\n{text}");
-    assert_eq!(
-        code.as_deref(),
-        Some("0"),
-        "luksify migrate failed:\n{text}"
-    );
-    assert!(!text.contains(PASSPHRASE));
+    let (text, migrate_time) = migrate_yes(c, Duration::from_secs(1200));
     assert!(
         !text.contains("needs other boot changes than the plan showed"),
         "{text}"

@@ -18,7 +18,7 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Unlock, boot_new_kernel, store_secret, update_kernel};
+use migrate_common::{Unlock, boot_new_kernel, migrate_yes, store_secret, update_kernel};
 use vm_tests::disk::{self, MIB};
 use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::kernel_update::SecondKernel;
@@ -61,28 +61,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     c.init_shell(PROMPT, T).unwrap();
     sh(c, "vgchange -ay vg0");
     store_secret(c, "/root/pass", PASSPHRASE, T);
-    let t_migrate = Instant::now();
-    let (_, text) = c
-        .run(
-            "{ luksify migrate --yes --spare /dev/vdb --strategy spare-return \
-             --header-backup /root/vg0.luks-header --passphrase-stdin \
-             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
-             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
-            Duration::from_secs(1800),
-        )
-        .unwrap();
-    let code = text.lines().find_map(|l| {
-        l.split_once("luksify-exit=")
-            .map(|(_, c)| c.trim().to_string())
-    });
-    let migrate_time = t_migrate.elapsed();
-    eprintln!("luksify migrate ({migrate_time:.1?}):\n{text}");
-    assert_eq!(
-        code.as_deref(),
-        Some("0"),
-        "luksify migrate failed:\n{text}"
-    );
-    assert!(!text.contains(PASSPHRASE));
+    let (text, migrate_time) = migrate_yes(c, Duration::from_secs(1800));
     // luksify's engine did the initramfs, not the target's update-initramfs.
     assert!(
         text.contains("Add the LUKS unlock to the initramfs"),

@@ -14,7 +14,7 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, Unlock, boot_new_kernel, store_secret, update_kernel};
+use migrate_common::{Scenario, Unlock, boot_new_kernel, migrate_yes, store_secret, update_kernel};
 use vm_tests::kernel_update::SecondKernel;
 use vm_tests::unlock_boot::{self, UNLOCK_PROMPT};
 
@@ -40,32 +40,9 @@ fn seed_flow_spare_return_boots_and_unlocks() {
         "( while sleep 30; do echo \"[heartbeat $(cut -d' ' -f1 /proc/uptime)] load $(cut -d' ' -f1-3 /proc/loadavg); $(dmsetup status 2>&1 | tr '\\n' ';')\"; done ) \
          </dev/null >/dev/ttyS0 2>&1 & echo $! > /run/heartbeat.pid",
     );
-    let t_migrate = Instant::now();
-    // Through the console rather than exec, so the log shows progress, each
-    // line stamped with the guest's uptime to time the steps.
-    let (_, text) = c
-        .run(
-            "{ luksify migrate --yes --spare /dev/vdb --strategy spare-return \
-             --header-backup /root/vg0.luks-header --passphrase-stdin \
-             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
-             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
-            // Idle it takes 2-3 minutes; a hang must fail well inside CI's limit.
-            Duration::from_secs(900),
-        )
-        .unwrap();
+    // Idle it takes 2-3 minutes; a hang must fail well inside CI's limit.
+    let (text, migrate_time) = migrate_yes(c, Duration::from_secs(900));
     sh(c, "kill $(cat /run/heartbeat.pid)");
-    let code = text.lines().find_map(|l| {
-        l.split_once("luksify-exit=")
-            .map(|(_, c)| c.trim().to_string())
-    });
-    let migrate_time = t_migrate.elapsed();
-    eprintln!("luksify migrate ({migrate_time:.1?}):\n{text}");
-    assert_eq!(
-        code.as_deref(),
-        Some("0"),
-        "luksify migrate failed:\n{text}"
-    );
-    assert!(!text.contains(PASSPHRASE));
     // The boot changes the probe's view predicted are the ones applied.
     assert!(
         !text.contains("needs other boot changes than the plan showed"),

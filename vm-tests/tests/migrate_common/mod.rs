@@ -219,3 +219,35 @@ pub fn boot_new_kernel(
         .unwrap();
     vm_tests::unlock_boot::wait_report(&mut g).unwrap()
 }
+
+/// Runs `luksify migrate --yes` (spare-return onto /dev/vdb, the passphrase
+/// from /root/pass on stdin, fast test key derivation) at the live guest's
+/// shell, through the console so the log shows progress, each line stamped
+/// with the guest's uptime to time the steps. Fails unless it exits 0 with
+/// the passphrase nowhere in its output; returns that output and how long
+/// it took.
+pub fn migrate_yes(c: &mut Console, timeout: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    let (_, text) = c
+        .run(
+            "{ luksify migrate --yes --spare /dev/vdb --strategy spare-return \
+             --header-backup /root/vg0.luks-header --passphrase-stdin \
+             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
+             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
+            timeout,
+        )
+        .unwrap();
+    let code = text.lines().find_map(|l| {
+        l.split_once("luksify-exit=")
+            .map(|(_, c)| c.trim().to_string())
+    });
+    let took = started.elapsed();
+    eprintln!("luksify migrate ({took:.1?}):\n{text}");
+    assert_eq!(
+        code.as_deref(),
+        Some("0"),
+        "luksify migrate failed:\n{text}"
+    );
+    assert!(!text.contains(PASSPHRASE));
+    (text, took)
+}
