@@ -8,7 +8,7 @@ use crate::probe::snapshot::Pv;
 
 /// LVM's default offset of the first extent on a new PV.
 pub const NEW_PV_PE_START: u64 = 1 << 20;
-const MIB: u64 = 1 << 20;
+pub(super) const MIB: u64 = 1 << 20;
 
 /// Extents allocated to the VG's volumes: everything that must end up inside
 /// the container. The temporary pvmove mirror is not counted twice.

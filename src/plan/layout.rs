@@ -5,11 +5,10 @@
 
 use sha2::{Digest, Sha256};
 
+use super::capacity::MIB;
 use super::choices::{Choices, Strategy};
 use super::refusal::Refusal;
 use crate::probe::{Pv, Snapshot, TargetOs};
-
-const MIB: u64 = 1 << 20;
 
 pub const TAG_PREFIX: &str = "luksify:";
 
@@ -326,24 +325,23 @@ fn find_original(
 }
 
 /// The refusal for a VG spread over several plain PVs, with the commands
-/// that gather it on the PV with the most room, when the others fit there.
+/// that gather it on the PV that leaves the least to move among those with
+/// room for the others' extents.
 fn several_pvs(snap: &Snapshot, vg: &str, paths: &[&str]) -> Refusal {
     let pvs: Vec<&Pv> = paths.iter().filter_map(|p| snap.pv(p)).collect();
+    let used = |p: &Pv| p.size - p.free;
     let described: Vec<String> = pvs
         .iter()
         .map(|p| {
             format!(
                 "{} with {} of {} MiB allocated",
                 p.path,
-                (p.size - p.free) / MIB,
+                used(p) / MIB,
                 p.size / MIB
             )
         })
         .collect();
-    let used = |p: &Pv| p.size - p.free;
     let total_used: u64 = pvs.iter().map(|p| used(p)).sum();
-    // Keep the PV that leaves the least to move among those with room for
-    // the rest.
     let keep = pvs
         .iter()
         .filter(|k| total_used - used(k) <= k.free)
