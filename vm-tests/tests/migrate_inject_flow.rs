@@ -18,14 +18,10 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Unlock, boot_new_kernel, migrate_yes, store_secret, update_kernel};
-use vm_tests::disk::{self, MIB};
-use vm_tests::guest_kernel::GuestKernel;
+use migrate_common::{Scenario, Unlock, boot_new_kernel, migrate_yes, store_secret, update_kernel};
 use vm_tests::kernel_update::SecondKernel;
-use vm_tests::live_env::{self, PROMPT};
-use vm_tests::luksify_bin;
 use vm_tests::qemu::GuestBuilder;
-use vm_tests::target_disk::{self, Variant};
+use vm_tests::target_disk::Variant;
 
 /// The prompt of initramfs/luksify-unlock.
 fn prompt(attempt: u32) -> String {
@@ -35,30 +31,13 @@ fn prompt(attempt: u32) -> String {
 #[test]
 fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let t0 = Instant::now();
-    let kernel = GuestKernel::debian_current().unwrap();
-    let disk = target_disk::build_variant(&kernel, Variant::NoCryptsetupInitramfs).unwrap();
-    let luksify = luksify_bin::release().unwrap();
-    let live = live_env::build(&kernel, &[luksify]).unwrap();
+    let s = Scenario::of_variant(Variant::NoCryptsetupInitramfs, |root_mib| root_mib + 512);
     let second = SecondKernel::debian_cloud().unwrap();
-    assert_ne!(second.release, kernel.release);
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target.img");
-    let spare = dir.path().join("spare.img");
-    disk.copy_to(&target).unwrap();
-    disk::create_sparse(&spare, (disk.root_mib + 512) * MIB).unwrap();
+    assert_ne!(second.release, s.kernel.release);
     let ready = t0.elapsed();
 
-    let mut g = GuestBuilder::new("migrate-inject-flow")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&target, "target")
-        .disk_with_serial(&spare, "spare")
-        .start()
-        .unwrap();
+    let mut g = s.boot_live("migrate-inject-flow");
     let c = g.console();
-    c.wait_for("luksify-live: ready", T).unwrap();
-    c.init_shell(PROMPT, T).unwrap();
     sh(c, "vgchange -ay vg0");
     store_secret(c, "/root/pass", PASSPHRASE, T);
     let (text, migrate_time) = migrate_yes(c, Duration::from_secs(1800));
@@ -106,7 +85,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     // The spare is detached: the target boots alone through its own GRUB.
     let t_boot = Instant::now();
     let mut g = GuestBuilder::new("migrate-inject-flow-boot")
-        .disk_with_serial(&target, "target")
+        .disk_with_serial(&s.target, "target")
         .start()
         .unwrap();
     let c = g.console();
@@ -158,8 +137,8 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let t_update = Instant::now();
     update_kernel(
         "migrate-inject-flow-kernel-update",
-        &live,
-        &target,
+        &s.live,
+        &s.target,
         &uuid,
         &second,
         Unlock::Luksify,
@@ -169,7 +148,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
     let t_boot2 = Instant::now();
     let report = boot_new_kernel(
         "migrate-inject-flow-boot-new-kernel",
-        &target,
+        &s.target,
         &second,
         &prompt(1),
     );
