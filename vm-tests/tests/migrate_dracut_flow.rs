@@ -17,9 +17,8 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, Unlock, boot_new_kernel, migrate_yes, store_secret, update_kernel};
+use migrate_common::{Scenario, Unlock, kernel_update_boots, migrate_yes, store_secret};
 use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::kernel_update::SecondKernel;
 use vm_tests::target_disk::{self, Variant};
 use vm_tests::unlock_boot::{boot_target, boot_unencrypted, wait_report};
 
@@ -100,30 +99,12 @@ fn dracut_target_spare_return_boots_and_unlocks() {
     // package; the kernel's postinst runs the target's dracut, which must
     // put the unlock into the new image from luksify's configuration alone,
     // and update-grub, which gives it rd.luks.uuid from GRUB's defaults.
-    let second = SecondKernel::debian_cloud().unwrap();
-    let t_update = Instant::now();
-    update_kernel(
-        "migrate-dracut-flow-kernel-update",
-        &s.live,
-        &s.target,
+    kernel_update_boots(
+        &s,
+        "migrate-dracut-flow",
         &uuid,
-        &second,
         Unlock::Dracut,
-    );
-    let update_time = t_update.elapsed();
-    let t_boot2 = Instant::now();
-    let report = boot_new_kernel(
-        "migrate-dracut-flow-boot-new-kernel",
-        &s.target,
-        &second,
         PROMPT_RE,
+        t0,
     );
-    eprintln!(
-        "timings: kernel install in the live guest {update_time:.1?}, boot of {}+unlock+check {:.1?}, total {:.1?}",
-        second.release,
-        t_boot2.elapsed(),
-        t0.elapsed()
-    );
-    report.verify_migrated(Some(&uuid)).unwrap();
-    assert!(!report.text.contains(PASSPHRASE));
 }

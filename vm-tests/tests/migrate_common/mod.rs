@@ -250,6 +250,49 @@ pub fn boot_new_kernel(
     vm_tests::unlock_boot::wait_report(&mut g).unwrap()
 }
 
+/// Issue 6 item 4 end to end, after a migrated boot: [`update_kernel`]
+/// installs `second` on the scenario's target, then [`boot_new_kernel`]
+/// boots it through GRUB and unlocks at `prompt`; the report must show a
+/// migrated boot into container `uuid`. Guests are named after `name`;
+/// `t0` is when the scenario began, for the timing line.
+pub fn kernel_update_boots(
+    s: &Scenario,
+    name: &str,
+    uuid: &str,
+    unlock: Unlock,
+    prompt: &str,
+    t0: Instant,
+) -> BootCheck {
+    let second = SecondKernel::debian_cloud().unwrap();
+    assert_ne!(second.release, s.kernel.release);
+    let t_update = Instant::now();
+    update_kernel(
+        &format!("{name}-kernel-update"),
+        &s.live,
+        &s.target,
+        uuid,
+        &second,
+        unlock,
+    );
+    let update_time = t_update.elapsed();
+    let t_boot = Instant::now();
+    let report = boot_new_kernel(
+        &format!("{name}-boot-new-kernel"),
+        &s.target,
+        &second,
+        prompt,
+    );
+    eprintln!(
+        "timings: kernel install in the live guest {update_time:.1?}, boot of {}+unlock+check {:.1?}, total {:.1?}",
+        second.release,
+        t_boot.elapsed(),
+        t0.elapsed()
+    );
+    report.verify_migrated(Some(uuid)).unwrap();
+    assert!(!report.text.contains(PASSPHRASE));
+    report
+}
+
 /// Runs `luksify migrate --yes` (spare-return onto /dev/vdb, the passphrase
 /// from /root/pass on stdin, fast test key derivation) at the live guest's
 /// shell, through the console so the log shows progress, each line stamped
