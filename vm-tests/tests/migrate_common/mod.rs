@@ -241,8 +241,10 @@ pub fn boot_new_kernel(
         .unwrap();
     let c = g.console();
     // The kernel's banner on the serial console names the running kernel.
+    // The space after the release: the console may deliver the banner in
+    // pieces, and the match must not stop at a piece's end ("6").
     let banner = c
-        .wait_for(r"Linux version (\S+)", Duration::from_secs(300))
+        .wait_for(r"Linux version (\S+) ", Duration::from_secs(300))
         .unwrap();
     assert_eq!(banner.groups[0].as_deref(), Some(second.release.as_str()));
     c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(300))
