@@ -11,6 +11,7 @@ use luksify::initrd::{Image, ReadOptions, WriteMode, WriteOptions, list, write};
 fuzz_target!(|data: &[u8]| {
     let opts = ReadOptions {
         max_decompressed: 16 << 20,
+        ..ReadOptions::default()
     };
     let Ok(img) = Image::parse_with(data.to_vec(), &opts) else {
         return;

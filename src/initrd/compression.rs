@@ -218,7 +218,7 @@ fn decompress_zstd(input: &[u8], limit: u64) -> Result<Decoded, DecodeError> {
 /// fresh memory 4 KiB at a time costs one page fault per page, which measured as a
 /// large share of decompression time on a VM; 2 MiB pages make that 512x fewer.
 /// Only advice: ignored where unsupported.
-fn advise_huge_pages(buf: &mut Vec<u8>) {
+pub(crate) fn advise_huge_pages(buf: &mut Vec<u8>) {
     const PAGE: usize = 4096;
     if buf.capacity() - buf.len() < 4 << 20 {
         return;
