@@ -81,8 +81,8 @@ pub struct InjectArgs {
     /// Append the changes as one extra compressed segment instead, keeping the
     /// original bytes as a prefix (much faster; falls back to rewrite where the
     /// kernel could not apply it). The kernel reads it, but Debian's
-    /// lsinitramfs/unmkinitramfs stop at the first archive of a compressed
-    /// stream and do not show the injected files.
+    /// lsinitramfs/unmkinitramfs and 3cpio read one cpio archive from the
+    /// first compressed segment on and do not show the injected files.
     #[arg(long)]
     pub overlay: bool,
     /// Compression of the written segment (default: the image's own).
