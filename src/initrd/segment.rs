@@ -36,7 +36,7 @@ pub struct Segment {
 pub struct ReadOptions {
     /// Ceiling on the decompressed size of all segments together.
     pub max_decompressed: u64,
-    /// Keep the contents of compressed segments (the default). Without them the
+    /// Keep the contents of the segments (the default). Without them the
     /// image still knows every entry's header, name and symlink target, which is
     /// all an overlay that only adds or replaces files needs; see skim.rs.
     pub contents: bool,
@@ -82,7 +82,44 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
     while pos < raw.len() {
         let index = segments.len();
         let rest = &raw[pos..];
-        let mut seg = if let Some(format) = CpioFormat::detect(rest) {
+        let mut seg = if let Some(format) = CpioFormat::detect(rest)
+            && !opts.contents
+        {
+            if !pos.is_multiple_of(4) {
+                return Err(ArchiveError::Misaligned { offset: pos as u64 });
+            }
+            let (skeleton, entries, consumed) = skim::skim_plain(rest).map_err(|e| {
+                let (at, problem) = match e {
+                    SkimError::Cpio(at, problem) => (at, problem),
+                    SkimError::Decode(d) => (0, format!("{d:?}")),
+                };
+                ArchiveError::Cpio {
+                    segment: index,
+                    offset: pos as u64,
+                    compression: Compression::None,
+                    entry_offset: at as u64,
+                    problem,
+                }
+            })?;
+            if consumed as u64 > budget {
+                return Err(ArchiveError::TooLarge {
+                    segment: index,
+                    offset: pos as u64,
+                    limit: opts.max_decompressed,
+                });
+            }
+            budget -= consumed as u64;
+            Segment {
+                offset: pos as u64,
+                length: consumed as u64,
+                padding: 0,
+                compression: Compression::None,
+                format,
+                data: skeleton,
+                entries,
+                contents: false,
+            }
+        } else if let Some(format) = CpioFormat::detect(rest) {
             if !pos.is_multiple_of(4) {
                 return Err(ArchiveError::Misaligned { offset: pos as u64 });
             }
