@@ -389,14 +389,19 @@ mod tests {
 
     #[test]
     fn every_truncation_and_byte_flip_is_an_answer_never_a_panic() {
-        let raw = image(Compression::Gzip);
+        for c in [Compression::Gzip, Compression::Zstd] {
+            truncations_and_flips(&image(c));
+        }
+    }
+
+    fn truncations_and_flips(raw: &[u8]) {
         for n in 0..raw.len() {
             let full = read_segments(&raw[..n], &ReadOptions::default()).is_ok();
             let skim = read_segments(&raw[..n], &SKIM);
             assert_eq!(full, skim.is_ok(), "cut at {n}: {skim:?}");
         }
         for i in 0..raw.len() {
-            let mut bad = raw.clone();
+            let mut bad = raw.to_vec();
             bad[i] ^= 0x5a;
             let full = read_segments(&bad, &ReadOptions::default()).is_ok();
             match read_segments(&bad, &SKIM) {
