@@ -11,10 +11,30 @@ use luksify::initrd::{Image, ReadOptions, WriteMode, WriteOptions, list, write};
 fuzz_target!(|data: &[u8]| {
     let opts = ReadOptions {
         max_decompressed: 16 << 20,
+        ..ReadOptions::default()
     };
+    // Skimming (no file contents kept) must agree with a full read: never accept
+    // what it refuses, and see the same records when both accept.
+    let skimmed = Image::parse_with(
+        data.to_vec(),
+        &ReadOptions {
+            contents: false,
+            ..opts
+        },
+    );
     let Ok(img) = Image::parse_with(data.to_vec(), &opts) else {
+        assert!(skimmed.is_err(), "accepted by skim only");
         return;
     };
+    if let Ok(s) = &skimmed {
+        let names = |i: &Image| -> Vec<Vec<u8>> {
+            i.segments()
+                .iter()
+                .flat_map(|s| s.entries.iter().map(|e| e.name.clone()))
+                .collect()
+        };
+        assert_eq!(names(s), names(&img), "skim sees other records");
+    }
     let l = list(&img);
     let _ = l.to_text();
     let _ = l.to_json();

@@ -12,7 +12,7 @@ use super::image::Image;
 use super::inject::{InjectOptions, inject};
 use super::list::list;
 use super::verify::verify;
-use super::write::{WriteMode, WriteOptions, write};
+use super::write::{WriteMode, WriteOptions, write_parts};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum InitrdCommand {
@@ -81,8 +81,8 @@ pub struct InjectArgs {
     /// Append the changes as one extra compressed segment instead, keeping the
     /// original bytes as a prefix (much faster; falls back to rewrite where the
     /// kernel could not apply it). The kernel reads it, but Debian's
-    /// lsinitramfs/unmkinitramfs stop at the first archive of a compressed
-    /// stream and do not show the injected files.
+    /// lsinitramfs/unmkinitramfs and 3cpio read one cpio archive from the
+    /// first compressed segment on and do not show the injected files.
     #[arg(long)]
     pub overlay: bool,
     /// Compression of the written segment (default: the image's own).
@@ -170,7 +170,7 @@ fn run_inject(a: InjectArgs) -> anyhow::Result<i32> {
         cipher: a.cipher.clone(),
     };
     let report = inject(&mut img, &s, &opts)?;
-    let written = write(
+    let written = write_parts(
         &img,
         &WriteOptions {
             mode: if a.overlay && !a.rewrite {
@@ -192,8 +192,9 @@ fn run_inject(a: InjectArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("keeping the original image as {}", orig.display()))?;
         }
     }
+    // An overlay is the original bytes then a tail: written straight from both.
     crate::sys::atomic_file::write_atomic_with(&out, 0o600, |w| {
-        w.write_all(&written.bytes)?;
+        written.write_to(w)?;
         Ok(())
     })
     .with_context(|| format!("writing {}", out.display()))?;

@@ -148,16 +148,90 @@ pub fn decompress(c: Compression, input: &[u8], limit: u64) -> Result<Decoded, D
             let rest = d.into_inner();
             Ok(consumed(input, rest, data))
         }
-        Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(input)
-                .map_err(|e| DecodeError::Corrupt(e.to_string()))?
-                .single_frame();
-            let data = read_limited(&mut d, limit)?;
-            let rest = d.finish();
-            Ok(consumed(input, rest, data))
-        }
+        Compression::Zstd => decompress_zstd(input, limit),
         Compression::Lz4 => lz4_legacy::decode(input, limit),
         Compression::Lzo => lzop::decode(input, limit),
+    }
+}
+
+/// One zstd frame, decoded straight into the spare capacity of one growing buffer.
+///
+/// Why not `zstd::stream::read::Decoder` + `read_to_end`: that path zero-fills each
+/// 128 KiB chunk before zstd overwrites it and hands zstd small output windows, so
+/// it copies every byte through zstd's internal buffer; measured 30-60% slower
+/// than `zstd -dc` on real 14-33 MB images. With a large output window libzstd
+/// decodes in place, at the CLI's speed. The reservation is an estimate (the frame's
+/// content size when its header has one, else 4x the compressed bytes), capped by
+/// `limit`; untouched capacity costs no memory, and growth doubles up to `limit`.
+fn decompress_zstd(input: &[u8], limit: u64) -> Result<Decoded, DecodeError> {
+    use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, get_error_name};
+    let corrupt = |code: usize| DecodeError::Corrupt(get_error_name(code).to_string());
+    let cap = limit.saturating_add(1);
+    let guess = match zstd::zstd_safe::get_frame_content_size(input) {
+        Ok(Some(n)) => n.saturating_add(1),
+        _ => (input.len() as u64).saturating_mul(4),
+    };
+    let mut out: Vec<u8> = Vec::new();
+    let first = usize::try_from(guess.max(1 << 16).min(cap)).map_err(|_| DecodeError::TooLarge)?;
+    out.try_reserve_exact(first)
+        .map_err(|_| DecodeError::TooLarge)?;
+    let mut dctx = DCtx::try_create()
+        .ok_or_else(|| DecodeError::Corrupt("cannot allocate a zstd context".into()))?;
+    let mut src = InBuffer::around(input);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() as u64 >= cap {
+                return Err(DecodeError::TooLarge);
+            }
+            let more = (out.capacity() as u64).min(cap - out.len() as u64);
+            out.try_reserve_exact(more as usize)
+                .map_err(|_| DecodeError::TooLarge)?;
+        }
+        advise_huge_pages(&mut out);
+        let before = (src.pos(), out.len());
+        let pos = out.len();
+        let hint = dctx
+            .decompress_stream(&mut OutBuffer::around_pos(&mut out, pos), &mut src)
+            .map_err(corrupt)?;
+        if out.len() as u64 > limit {
+            return Err(DecodeError::TooLarge);
+        }
+        if hint == 0 {
+            break;
+        }
+        if (src.pos(), out.len()) == before && out.len() < out.capacity() {
+            // No input left and no output possible: the frame is cut short.
+            return Err(DecodeError::Corrupt(
+                "truncated zstd frame (input ends before the frame does)".into(),
+            ));
+        }
+    }
+    out.shrink_to_fit();
+    Ok(Decoded {
+        data: out,
+        consumed: src.pos(),
+    })
+}
+
+/// Asks the kernel to back a large buffer's spare capacity with transparent huge
+/// pages (where THP is in "madvise" mode, the usual default). Filling 100+ MB of
+/// fresh memory 4 KiB at a time costs one page fault per page, which measured as a
+/// large share of decompression time on a VM; 2 MiB pages make that 512x fewer.
+/// Only advice: ignored where unsupported.
+pub(crate) fn advise_huge_pages(buf: &mut Vec<u8>) {
+    const PAGE: usize = 4096;
+    if buf.capacity() - buf.len() < 4 << 20 {
+        return;
+    }
+    let start = buf.as_mut_ptr() as usize + buf.len();
+    let end = buf.as_mut_ptr() as usize + buf.capacity();
+    let (a, b) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+    if b > a {
+        // SAFETY: [a, b) lies inside the Vec's own allocation; MADV_HUGEPAGE only
+        // changes how the kernel backs those pages, never their contents.
+        unsafe {
+            nix::libc::madvise(a as *mut nix::libc::c_void, b - a, nix::libc::MADV_HUGEPAGE);
+        }
     }
 }
 

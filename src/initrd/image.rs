@@ -101,6 +101,20 @@ pub struct Image {
     next_ino: u32,
 }
 
+/// Reads a whole file into a buffer sized from its length and advised for huge
+/// pages (fewer page faults for a 50 MB image than `fs::read`).
+fn read_file(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let len = f.metadata()?.len();
+    let mut raw = Vec::new();
+    raw.try_reserve_exact(usize::try_from(len).unwrap_or(0).saturating_add(1))
+        .map_err(std::io::Error::other)?;
+    super::compression::advise_huge_pages(&mut raw);
+    f.read_to_end(&mut raw)?;
+    Ok(raw)
+}
+
 /// Symlink hops allowed while resolving a path, as the kernel's MAXSYMLINKS.
 const MAX_HOPS: usize = 40;
 
@@ -151,8 +165,13 @@ impl Image {
 
     /// Reads and parses an image file.
     pub fn open(p: &Path) -> anyhow::Result<Image> {
-        let raw = std::fs::read(p).with_context(|| format!("reading initramfs {}", p.display()))?;
-        Image::parse(raw).with_context(|| format!("{} is not a readable initramfs", p.display()))
+        Image::open_with(p, &ReadOptions::default())
+    }
+
+    pub fn open_with(p: &Path, opts: &ReadOptions) -> anyhow::Result<Image> {
+        let raw = read_file(p).with_context(|| format!("reading initramfs {}", p.display()))?;
+        Image::parse_with(raw, opts)
+            .with_context(|| format!("{} is not a readable initramfs", p.display()))
     }
 
     pub fn raw(&self) -> &[u8] {

@@ -177,6 +177,12 @@ fn is_module_file(n: &[u8]) -> bool {
 
 /// Injects everything the image needs to unlock `s` and activate its VG.
 pub fn inject(img: &mut Image, s: &Settings, opts: &InjectOptions) -> Result<Report> {
+    if img.segments().iter().any(|seg| !seg.contents) {
+        // Flavour detection, ORDER edits and the module index read file contents.
+        bail!(
+            "the image was read without file contents (ReadOptions::contents = false); inject needs them"
+        );
+    }
     let flavour = opts.flavour.unwrap_or_else(|| flavour::detect(img));
     let kver = pick_kver(img, &opts.root, opts.kver.as_deref())?;
     let mut added = Vec::new();
@@ -217,4 +223,37 @@ pub fn inject(img: &mut Image, s: &Settings, opts: &InjectOptions) -> Result<Rep
         added,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::initrd::compression::{CompressOptions, Compression, compress};
+    use crate::initrd::image::tests::sample_cpio;
+    use crate::initrd::segment::ReadOptions;
+
+    #[test]
+    fn an_image_read_without_contents_is_refused_not_misread() {
+        let raw = compress(
+            Compression::Zstd,
+            &sample_cpio(),
+            CompressOptions::default(),
+        )
+        .unwrap();
+        let skim = ReadOptions {
+            contents: false,
+            ..ReadOptions::default()
+        };
+        let mut img = Image::parse_with(raw, &skim).unwrap();
+        let s = Settings::new("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "vg0", None, None).unwrap();
+        let opts = InjectOptions {
+            root: PathBuf::from("/nonexistent"),
+            flavour: None,
+            kver: None,
+            cipher: "aes-xts-plain64".into(),
+        };
+        let e = inject(&mut img, &s, &opts).unwrap_err();
+        assert!(e.to_string().contains("without file contents"), "{e}");
+        assert!(!img.is_modified());
+    }
 }

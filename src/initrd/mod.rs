@@ -32,6 +32,7 @@ pub mod lz4_legacy;
 pub mod lzop;
 pub mod path;
 pub mod segment;
+pub mod skim;
 pub mod verify;
 pub mod write;
 
@@ -41,4 +42,6 @@ pub use error::ArchiveError;
 pub use image::{Change, Image, NewEntry, Node};
 pub use list::{Listing, list};
 pub use segment::{ReadOptions, Segment};
-pub use write::{Method, WriteMode, WriteOptions, Written, overlay_blockers, write};
+pub use write::{
+    Method, WriteMode, WriteOptions, Written, WrittenParts, overlay_blockers, write, write_parts,
+};

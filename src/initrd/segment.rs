@@ -8,6 +8,7 @@ use super::compression::{self, Compression, DecodeError};
 use super::cpio::newc::{self, CpioFormat};
 use super::cpio::{Body, Entry};
 use super::error::ArchiveError;
+use super::skim::{self, SkimError};
 
 /// One cpio archive (or a compressed stream of them) inside the image.
 #[derive(Debug, Clone)]
@@ -25,12 +26,20 @@ pub struct Segment {
     pub data: Vec<u8>,
     /// Every record in order, trailers included.
     pub entries: Vec<Entry>,
+    /// False when read with `ReadOptions::contents = false`: `data` then holds only
+    /// headers, names and symlink targets (skim.rs), regular files read as empty,
+    /// and the segment cannot be re-encoded.
+    pub contents: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ReadOptions {
     /// Ceiling on the decompressed size of all segments together.
     pub max_decompressed: u64,
+    /// Keep the contents of the segments (the default). Without them the
+    /// image still knows every entry's header, name and symlink target, which is
+    /// all an overlay that only adds or replaces files needs; see skim.rs.
+    pub contents: bool,
 }
 
 impl Default for ReadOptions {
@@ -38,6 +47,7 @@ impl Default for ReadOptions {
         // Far above any real initramfs, far below what would hurt the machine.
         ReadOptions {
             max_decompressed: 4 << 30,
+            contents: true,
         }
     }
 }
@@ -72,7 +82,44 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
     while pos < raw.len() {
         let index = segments.len();
         let rest = &raw[pos..];
-        let mut seg = if let Some(format) = CpioFormat::detect(rest) {
+        let mut seg = if let Some(format) = CpioFormat::detect(rest)
+            && !opts.contents
+        {
+            if !pos.is_multiple_of(4) {
+                return Err(ArchiveError::Misaligned { offset: pos as u64 });
+            }
+            let (skeleton, entries, consumed) = skim::skim_plain(rest).map_err(|e| {
+                let (at, problem) = match e {
+                    SkimError::Cpio(at, problem) => (at, problem),
+                    SkimError::Decode(d) => (0, format!("{d:?}")),
+                };
+                ArchiveError::Cpio {
+                    segment: index,
+                    offset: pos as u64,
+                    compression: Compression::None,
+                    entry_offset: at as u64,
+                    problem,
+                }
+            })?;
+            if consumed as u64 > budget {
+                return Err(ArchiveError::TooLarge {
+                    segment: index,
+                    offset: pos as u64,
+                    limit: opts.max_decompressed,
+                });
+            }
+            budget -= consumed as u64;
+            Segment {
+                offset: pos as u64,
+                length: consumed as u64,
+                padding: 0,
+                compression: Compression::None,
+                format,
+                data: skeleton,
+                entries,
+                contents: false,
+            }
+        } else if let Some(format) = CpioFormat::detect(rest) {
             if !pos.is_multiple_of(4) {
                 return Err(ArchiveError::Misaligned { offset: pos as u64 });
             }
@@ -98,8 +145,47 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
                 padding: 0,
                 compression: Compression::None,
                 format,
-                data: rest[..consumed].to_vec(),
+                data: copy_advised(&rest[..consumed]),
                 entries,
+                contents: true,
+            }
+        } else if let Some(compression) = Compression::detect(rest)
+            && !opts.contents
+        {
+            let s = skim::skim(compression, rest, budget).map_err(|e| match e {
+                SkimError::Decode(DecodeError::TooLarge) => ArchiveError::TooLarge {
+                    segment: index,
+                    offset: pos as u64,
+                    limit: opts.max_decompressed,
+                },
+                SkimError::Decode(DecodeError::Corrupt(detail)) => ArchiveError::Decompress {
+                    segment: index,
+                    offset: pos as u64,
+                    compression,
+                    detail,
+                },
+                SkimError::Cpio(at, problem) => ArchiveError::Cpio {
+                    segment: index,
+                    offset: pos as u64,
+                    compression,
+                    entry_offset: at as u64,
+                    problem,
+                },
+            })?;
+            budget -= s.decoded;
+            Segment {
+                offset: pos as u64,
+                length: s.consumed as u64,
+                padding: 0,
+                compression,
+                format: s
+                    .entries
+                    .first()
+                    .map(|e| e.header.format)
+                    .unwrap_or(CpioFormat::Newc),
+                data: s.skeleton,
+                entries: s.entries,
+                contents: false,
             }
         } else if let Some(compression) = Compression::detect(rest) {
             let decoded =
@@ -137,6 +223,7 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
                 format,
                 data: decoded.data,
                 entries,
+                contents: true,
             }
         } else {
             let found = rest
@@ -159,6 +246,15 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
         return Err(ArchiveError::Empty);
     }
     Ok((leading, segments))
+}
+
+/// A copy of an uncompressed segment (often 15-25 MB of firmware) in memory
+/// advised for huge pages.
+fn copy_advised(b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.len());
+    super::compression::advise_huge_pages(&mut v);
+    v.extend_from_slice(b);
+    v
 }
 
 fn skip_zeros(raw: &[u8], from: usize) -> usize {
@@ -340,6 +436,7 @@ mod tests {
     fn decompressed_size_limit_is_enforced() {
         let opts = ReadOptions {
             max_decompressed: 100,
+            ..ReadOptions::default()
         };
         let e = read_segments(&gz(&sample_cpio()), &opts).unwrap_err();
         assert!(

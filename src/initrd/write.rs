@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::compression::{CompressOptions, Compression, Encoder};
 use super::cpio::newc::{self, CpioFormat, Header};
-use super::cpio::{Entry, Kind};
+use super::cpio::{Body, Entry, Kind};
 use super::error::ArchiveError;
 use super::image::{Change, Image, Loc, NewEntry};
 use super::path::normalize_archive_name;
@@ -123,7 +123,49 @@ fn has_children(image: &Image, name: &[u8]) -> bool {
     image.original_names().any(|k| k.starts_with(&prefix))
 }
 
+/// A written image in two parts: `prefix` (the original image itself, borrowed,
+/// for an overlay; empty for a rewrite) followed by `tail`. Writing both to a file
+/// saves an overlay from copying the whole original image once more in memory.
+#[derive(Debug)]
+pub struct WrittenParts<'a> {
+    pub prefix: &'a [u8],
+    pub tail: Vec<u8>,
+    pub method: Method,
+    /// Why overlay was not possible, when it was not.
+    pub rewrite_reasons: Vec<String>,
+}
+
+impl WrittenParts<'_> {
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        w.write_all(self.prefix)?;
+        w.write_all(&self.tail)
+    }
+}
+
 pub fn write(image: &Image, opts: &WriteOptions) -> Result<Written, ArchiveError> {
+    let p = write_parts(image, opts)?;
+    let mut bytes = Vec::with_capacity(p.len());
+    bytes.extend_from_slice(p.prefix);
+    bytes.extend_from_slice(&p.tail);
+    Ok(Written {
+        bytes,
+        method: p.method,
+        rewrite_reasons: p.rewrite_reasons,
+    })
+}
+
+pub fn write_parts<'a>(
+    image: &'a Image,
+    opts: &WriteOptions,
+) -> Result<WrittenParts<'a>, ArchiveError> {
     let blockers = overlay_blockers(image);
     let use_overlay = match opts.mode {
         WriteMode::Overlay if !blockers.is_empty() => {
@@ -137,14 +179,16 @@ pub fn write(image: &Image, opts: &WriteOptions) -> Result<Written, ArchiveError
         WriteMode::Auto => blockers.is_empty() && opts.compression.is_none(),
     };
     if use_overlay {
-        Ok(Written {
-            bytes: overlay(image, opts)?,
+        Ok(WrittenParts {
+            prefix: image.raw(),
+            tail: overlay_tail(image, opts)?,
             method: Method::Overlay,
             rewrite_reasons: Vec::new(),
         })
     } else {
-        Ok(Written {
-            bytes: rewrite(image, opts)?,
+        Ok(WrittenParts {
+            prefix: &[],
+            tail: rewrite(image, opts)?,
             method: Method::Rewrite,
             rewrite_reasons: blockers,
         })
@@ -177,6 +221,15 @@ fn compression_failed(c: Compression) -> impl Fn(std::io::Error) -> ArchiveError
 /// Original bytes, zero padding to a 4-byte boundary, one new segment.
 pub fn overlay(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveError> {
     let mut out = image.raw().to_vec();
+    out.extend_from_slice(&overlay_tail(image, opts)?);
+    Ok(out)
+}
+
+/// What an overlay appends to the original bytes: zero padding to a 4-byte
+/// boundary and one new segment (nothing when there is nothing to put).
+pub fn overlay_tail(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveError> {
+    let raw_len = image.raw().len();
+    let mut out = Vec::new();
     let puts: Vec<(&Vec<u8>, &NewEntry)> = image
         .changes()
         .iter()
@@ -198,7 +251,7 @@ pub fn overlay(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
             .find(|c| *c != Compression::None)
             .unwrap_or(Compression::None)
     });
-    out.resize(out.len().next_multiple_of(4), 0);
+    out.resize(raw_len.next_multiple_of(4) - raw_len, 0);
     let failed = compression_failed(c);
     let mut enc = Encoder::new(c, opts.compress, out).map_err(&failed)?;
     for (name, n) in puts {
@@ -280,7 +333,8 @@ pub fn rewrite(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
     }
     relink_hard_link_sets(image, &mut fates);
 
-    let mut out = Vec::with_capacity(image.raw().len());
+    let mut out = Vec::with_capacity(image.raw().len() + image.raw().len() / 4);
+    super::compression::advise_huge_pages(&mut out);
     out.extend_from_slice(&image.raw()[..image.leading_zeros() as usize]);
     for (si, seg) in segs.iter().enumerate() {
         let target = if si == main {
@@ -291,6 +345,12 @@ pub fn rewrite(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
         let touched = (0..seg.entries.len())
             .any(|ei| !matches!(fates.get(&(si, ei)), None | Some(Fate::Keep)));
         let dirty = touched || (si == main && (!appended.is_empty() || target != seg.compression));
+        if dirty && !seg.contents {
+            return Err(ArchiveError::Write(format!(
+                "segment {si} was read without file contents (ReadOptions::contents = false), \
+                 so it cannot be re-encoded; read the image whole to rewrite it"
+            )));
+        }
         if dirty {
             let failed = compression_failed(target);
             let mut enc = Encoder::new(target, opts.compress, out).map_err(&failed)?;
@@ -372,17 +432,36 @@ fn encode_segment<W: Write>(
 ) -> std::io::Result<()> {
     let seg = &image.segments()[si];
     let last_trailer = seg.entries.iter().rposition(Entry::is_trailer);
+    // Untouched records lie back to back in the decompressed segment: runs of them
+    // go to the compressor as one slice instead of one call per record.
+    let mut run: Option<std::ops::Range<usize>> = None;
+    let flush = |run: &mut Option<std::ops::Range<usize>>, w: &mut W| match run.take() {
+        Some(r) => w.write_all(&seg.data[r]),
+        None => Ok(()),
+    };
     for (ei, e) in seg.entries.iter().enumerate() {
         if Some(ei) == last_trailer {
+            flush(&mut run, w)?;
             for (name, n) in appended {
                 newc::write_record(&new_header(seg.format, n), name, &n.data, w)?;
             }
         }
-        match fates.get(&(si, ei)) {
-            None | Some(Fate::Keep) => match seg.record_bytes(e) {
-                Some(b) => w.write_all(b)?,
-                None => newc::write_record(&e.header, &e.name, seg.entry_data(e), w)?,
-            },
+        let fate = fates.get(&(si, ei));
+        if let (None | Some(Fate::Keep), Body::Original { record, .. }) = (fate, &e.body) {
+            match &mut run {
+                Some(r) if r.end == record.start => r.end = record.end,
+                _ => {
+                    flush(&mut run, w)?;
+                    run = Some(record.clone());
+                }
+            }
+            continue;
+        }
+        flush(&mut run, w)?;
+        match fate {
+            None | Some(Fate::Keep) => {
+                newc::write_record(&e.header, &e.name, seg.entry_data(e), w)?
+            }
             Some(Fate::Drop) => {}
             Some(Fate::Replace(n)) => {
                 let mut h = new_header(e.header.format, n);
@@ -398,7 +477,7 @@ fn encode_segment<W: Write>(
             }
         }
     }
-    Ok(())
+    flush(&mut run, w)
 }
 
 /// Names (normalized) present in the image after changes; used by tests and verify.
