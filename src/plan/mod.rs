@@ -7,6 +7,7 @@ pub mod ladder;
 pub mod layout;
 pub mod refusal;
 pub mod safety;
+pub mod spare_boot;
 pub mod status;
 pub mod step;
 pub mod steps;
@@ -66,10 +67,23 @@ fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
             "At the end {} is empty again and can be detached.",
             l.spare
         )),
-        Strategy::SpareKeep => n.push(format!(
-            "At the end the data lives on {}; {} is no longer part of {} and /boot stays where it is.",
-            l.spare, l.original, l.vg
-        )),
+        Strategy::SpareKeep => {
+            let boot = l.spare_boot.as_ref();
+            n.push(format!(
+                "At the end the data lives on {} and it boots on its own: its own /boot ({}) and GRUB. {} is no longer part of {}; the original /boot{} and the original disk's GRUB are left as they were (they would boot the old, now unusable initramfs).",
+                l.spare,
+                boot.map(|b| b.boot_part.as_str()).unwrap_or("?"),
+                l.original,
+                l.vg,
+                boot.and_then(|b| b.old_device.as_deref())
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+            n.push(format!(
+                "Boot from {}: detach the original disk, or put {} first in the firmware's boot order.",
+                l.spare, l.spare
+            ));
+        }
     }
     n
 }
