@@ -82,7 +82,7 @@ fn dos_spare_gets_boot_then_container_and_the_boot_steps_in_order() {
     );
     let mkfs = position(
         &p,
-        |a| matches!(a, Action::Command { argv, .. } if argv.iter().any(|x| x == "mke2fs")),
+        |a| matches!(a, Action::Command { argv, .. } if argv.iter().any(|x| x == "/sbin/mke2fs")),
     );
     let Action::Command { argv, .. } = &p.steps[mkfs].action else {
         unreachable!()
@@ -92,7 +92,7 @@ fn dos_spare_gets_boot_then_container_and_the_boot_steps_in_order() {
         &[
             "chroot",
             "/run/luksify/target",
-            "mke2fs",
+            "/sbin/mke2fs",
             "-q",
             "-t",
             "ext4",
@@ -246,7 +246,7 @@ fn resumed_after_fstab_names_the_new_boot() {
     assert!(
         !p.steps
             .iter()
-            .any(|s| matches!(&s.action, Action::Command { argv, .. } if argv.iter().any(|a| a == "mke2fs"))),
+            .any(|s| matches!(&s.action, Action::Command { argv, .. } if argv.iter().any(|a| a == "/sbin/mke2fs"))),
         "no second mkfs"
     );
     assert!(p.steps.iter().any(|s| matches!(&s.action,

@@ -55,9 +55,14 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
 fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
     let (vg, lv) = l.target.root_lv.split_once('/').unwrap_or_default();
     let mut n = vec![format!(
-        "The logical volumes keep their names (/dev/{vg}/{lv}, /dev/mapper/{}-{}) and filesystem UUIDs, so /etc/fstab needs no change.",
+        "The logical volumes keep their names (/dev/{vg}/{lv}, /dev/mapper/{}-{}) and filesystem UUIDs, so /etc/fstab needs no change for them{}.",
         vg.replace('-', "--"),
-        lv.replace('-', "--")
+        lv.replace('-', "--"),
+        if l.spare_boot.is_some() {
+            "; only its /boot line changes, to the spare's new /boot"
+        } else {
+            ""
+        }
     )];
     if choices.header_backup.is_none() {
         n.push("No --header-backup PATH was given: `migrate` will ask for one (on a disk that is not being changed) before it writes anything.".into());

@@ -165,11 +165,13 @@ fn boot_to_spare(snap: &Snapshot, t: &TargetOs, b: &SpareBoot) -> Vec<Step> {
                     .map(|d| format!(" ({d} keeps its UUID and its files)"))
                     .unwrap_or_default()
             ),
+            // By its path: a busybox chroot (many live systems) runs its own
+            // mke2fs applet for a bare name, which lacks -U.
             action: Action::Command {
                 argv: [
                     "chroot",
                     TARGET_MOUNT,
-                    "mke2fs",
+                    "/sbin/mke2fs",
                     "-q",
                     "-t",
                     &b.fstype,

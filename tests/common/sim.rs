@@ -205,7 +205,17 @@ pub fn apply(s: &mut Snapshot, step: &Step) {
                         start += size;
                     }
                 }
-                ["chroot", _, "mke2fs", "-q", "-t", kind, "-U", uuid, dev] => set_signature(
+                [
+                    "chroot",
+                    _,
+                    "/sbin/mke2fs",
+                    "-q",
+                    "-t",
+                    kind,
+                    "-U",
+                    uuid,
+                    dev,
+                ] => set_signature(
                     s,
                     dev,
                     Some(Signature {
