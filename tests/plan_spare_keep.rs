@@ -395,3 +395,36 @@ fn boot_must_be_an_ext_partition_of_the_original_disk() {
     assert!(p.steps.iter().any(|s| matches!(&s.action,
         Action::Command { argv, .. } if argv.windows(2).any(|w| w == ["-t", "ext2"]))));
 }
+
+#[test]
+fn a_spare_to_be_wiped_is_sized_by_the_layout_luksify_gives_it() {
+    // An old 100 MiB partition on a 1 GiB spare: the container's size comes
+    // from the new layout, not from what is there now.
+    let mut s = seed();
+    s.disks[1].partition_table = Some(PartitionTable {
+        kind: "dos".into(),
+        uuid: None,
+    });
+    s.disks[1].partitions.push(Partition {
+        path: "/dev/vdb1".into(),
+        number: 1,
+        start: MIB,
+        size: 100 * MIB,
+        type_id: Some("0x83".into()),
+        part_uuid: None,
+        signature: Some(Signature {
+            kind: "ext4".into(),
+            uuid: Some("old".into()),
+            label: None,
+            version: None,
+        }),
+    });
+    let mut c = choices();
+    c.wipe_spare = true;
+    let p = plan::plan(&s, &c).unwrap_or_else(|r| panic!("{r}"));
+    assert!(matches!(&p.steps[0].action, Action::Command { argv, .. } if argv[0] == "wipefs"));
+    // sfdisk also wipes old signatures inside the new partitions, so the new
+    // /boot is never mistaken for someone else's filesystem.
+    assert!(p.steps.iter().any(|s| matches!(&s.action,
+        Action::Command { argv, .. } if argv.windows(2).any(|w| w == ["--wipe-partitions", "always"]))));
+}

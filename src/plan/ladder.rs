@@ -302,10 +302,6 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
     let m = l.mapper_path();
     let spare_disk = f.snap.disks.iter().find(|d| d.path == s);
     let boot = l.spare_boot.as_ref();
-    let container_bytes = match (boot, spare_disk) {
-        (Some(b), Some(d)) if d.partitions.is_empty() => b.container_bytes(d.size),
-        _ => f.snap.device_size(c).unwrap_or(0),
-    };
     let stage: u32;
     let mut resumed = None;
     let mut steps = Vec::new();
@@ -356,6 +352,12 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
             detail: format!("{o} is not a PV of {vg} and {c} holds no LUKS container"),
         });
     }
+    // Until the spare is partitioned (whatever it carries now is wiped), the
+    // container's size follows from the layout luksify gives it.
+    let container_bytes = match (boot, spare_disk) {
+        (Some(b), Some(d)) if stage <= 2 => b.container_bytes(d.size),
+        _ => f.snap.device_size(c).unwrap_or(0),
+    };
     if stage <= 7 {
         capacity::check(f.snap, l, container_bytes, None).map_err(|e| match e {
             Refusal::ContainerTooSmall {
