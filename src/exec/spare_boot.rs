@@ -133,3 +133,46 @@ pub fn grub_install(target_root: &str, disk: &str, boot_uuid: &str) -> Result<()
     println!("  GRUB installed on {disk}; grub.cfg finds /boot by UUID {boot_uuid}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_is_retargeted_once_with_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let before = "/dev/mapper/vg0-root / ext4 defaults 0 1\nUUID=old /boot ext4 defaults 0 2\n";
+        std::fs::write(etc.join("fstab"), before).unwrap();
+        let root = dir.path().to_str().unwrap();
+        retarget_fstab(root, "new").unwrap();
+        let after = std::fs::read_to_string(etc.join("fstab")).unwrap();
+        assert_eq!(after, before.replace("UUID=old", "UUID=new"));
+        assert_eq!(
+            std::fs::read_to_string(etc.join("fstab.luksify-backup")).unwrap(),
+            before
+        );
+        // A resumed run finds it done and keeps the pristine backup.
+        retarget_fstab(root, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(etc.join("fstab")).unwrap(), after);
+        assert_eq!(
+            std::fs::read_to_string(etc.join("fstab.luksify-backup")).unwrap(),
+            before
+        );
+        assert!(!etc.join("fstab.luksify-backup.1").exists());
+    }
+
+    #[test]
+    fn a_fstab_without_boot_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/fstab"),
+            "/dev/vg0/root / ext4 defaults 0 1\n",
+        )
+        .unwrap();
+        let e = retarget_fstab(dir.path().to_str().unwrap(), "new").unwrap_err();
+        assert!(e.to_string().contains("no /boot line"), "{e}");
+    }
+}
