@@ -190,7 +190,7 @@ pub fn commands(action: &Action) -> Vec<String> {
                     format!("mount -t {fstype} -o {ro} {} {old}", shell_quote(from)),
                     format!("cp -a {old}/. {boot}/   # unless {boot}/{marker} exists"),
                     format!("umount {old}"),
-                    format!("sync; echo ... > {boot}/{marker}"),
+                    format!("sync; echo 'luksify copied /boot here from {from}' > {boot}/{marker}"),
                 ]);
             }
             v
