@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::qemu::{Guest, GuestBuilder};
+use crate::target_disk::TargetDisk;
 
 /// initramfs-tools' cryptroot prompt, as the target prints it.
 pub const UNLOCK_PROMPT: &str = "Please unlock disk [^:]+: ";
@@ -41,7 +42,7 @@ pub fn boot_and_unlock(name: &str, target: &Path, passphrase: &str) -> Result<Bo
 pub fn wait_report(g: &mut Guest) -> Result<BootCheck> {
     let m = g
         .console()
-        .wait_for("BOOTCHECK: end", Duration::from_secs(240))?;
+        .wait_for("BOOTCHECK: end", Duration::from_secs(300))?;
     let text = String::from_utf8_lossy(&m.before).replace('\r', "");
     g.wait_exit(Duration::from_secs(60))?;
     Ok(BootCheck { text })
@@ -66,16 +67,7 @@ impl BootCheck {
     /// lists what failed, with the report.
     pub fn verify_migrated(&self, luks_uuid: Option<&str>) -> Result<()> {
         let t = &self.text;
-        let mut failed = Vec::new();
-        if !t.contains("BOOTCHECK: root /dev/mapper/vg0-root") {
-            failed.push("root is not /dev/mapper/vg0-root".to_string());
-        }
-        if !t.contains("BOOTCHECK: sums ok") {
-            failed.push("the known file tree's sha256 sums do not match".into());
-        }
-        if !t.contains("BOOTCHECK: swap /dev/") {
-            failed.push("swap did not come on".into());
-        }
+        let mut failed = self.target_failures();
         let dm = format!("BOOTCHECK-DM: luks-{}", luks_uuid.unwrap_or(""));
         if !t.lines().any(|l| {
             l.starts_with(&dm)
@@ -101,6 +93,52 @@ impl BootCheck {
         }
         Ok(())
     }
+
+    /// The target as built, before any migration: root vg0-root, the known
+    /// tree's sums, swap, and no dm-crypt anywhere.
+    pub fn verify_unencrypted(&self) -> Result<()> {
+        let mut failed = self.target_failures();
+        if self.text.contains(" crypt ") {
+            failed.push("a dm-crypt device is active".into());
+        }
+        if !failed.is_empty() {
+            bail!(
+                "the unencrypted target booted, but {}:\n{}",
+                failed.join("; "),
+                self.text
+            );
+        }
+        Ok(())
+    }
+
+    /// What is true of every target boot, encrypted or not, that failed.
+    fn target_failures(&self) -> Vec<String> {
+        let t = &self.text;
+        let mut failed = Vec::new();
+        if !t.contains("BOOTCHECK: root /dev/mapper/vg0-root") {
+            failed.push("root is not /dev/mapper/vg0-root".to_string());
+        }
+        if !t.contains("BOOTCHECK: sums ok") {
+            failed.push("the known file tree's sha256 sums do not match".into());
+        }
+        if !t.contains("BOOTCHECK: swap /dev/") {
+            failed.push("swap did not come on".into());
+        }
+        failed
+    }
+}
+
+/// Boots a private copy of `disk` as built (no migration) through its GRUB
+/// and returns boot-check's report, which must come `within` the limit.
+pub fn boot_unencrypted(name: &str, disk: &TargetDisk, within: Duration) -> Result<BootCheck> {
+    let dir = tempfile::tempdir()?;
+    let img = dir.path().join("target.img");
+    disk.copy_to(&img)?;
+    let mut g = boot_target(name, &img, None)?;
+    let m = g.console().wait_for("BOOTCHECK: end", within)?;
+    let text = String::from_utf8_lossy(&m.before).replace('\r', "");
+    g.wait_exit(Duration::from_secs(60))?;
+    Ok(BootCheck { text })
 }
 
 #[cfg(test)]
@@ -128,5 +166,11 @@ mod tests {
             .to_string();
         assert!(err.contains("lsblk shows no crypt device"), "{err}");
         assert!(err.contains("no dm-crypt mapping luks-*"), "{err}");
+        BootCheck::from_text(plain).verify_unencrypted().unwrap();
+        let err = BootCheck::from_text(good)
+            .verify_unencrypted()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a dm-crypt device is active"), "{err}");
     }
 }

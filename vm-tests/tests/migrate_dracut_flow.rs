@@ -5,8 +5,11 @@
 //! crypttab, the dracut kernel parameters through GRUB's defaults and
 //! regenerates the image with the target's own dracut in a chroot. The
 //! target disk boots alone through GRUB, dracut's crypt module asks for the
-//! passphrase on the serial console, and boot-check finds the file tree
-//! intact, root on dm-crypt and swap working.
+//! passphrase on the serial console, refuses a wrong one and asks again
+//! (item 3), and with the right one boot-check finds the file tree intact,
+//! root on dm-crypt and swap working. Then the target installs a second
+//! kernel package (item 4): the target's dracut builds its image from
+//! luksify's configuration alone, and GRUB boots it to the same prompt.
 
 mod common;
 mod migrate_common;
@@ -14,24 +17,15 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, migrate_yes, store_secret};
+use migrate_common::{Scenario, Unlock, kernel_update_boots, migrate_yes, store_secret};
 use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk::{self, Variant};
+use vm_tests::unlock_boot::{boot_target, boot_unencrypted, wait_report};
 
 /// dracut's scripted crypt module leaves the prompt to cryptsetup ("Enter
 /// passphrase for DEVICE: "); with systemd in the image it would be
 /// systemd-cryptsetup's "Please enter passphrase for disk ...".
 const PROMPT_RE: &str = r"(?:Enter passphrase for|Please enter passphrase for disk) [^\r\n]*: ";
-
-fn boot_report_checks(text: &str) {
-    assert!(
-        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
-        "{text}"
-    );
-    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
-    assert!(text.contains("BOOTCHECK: swap /dev/"), "{text}");
-}
 
 // The dracut scenario (its target's build included, ~13 min on a fresh
 // machine) would take `.ci/run` past its 60 minutes: `cargo xtask test
@@ -43,28 +37,16 @@ fn dracut_target_boots_unencrypted_through_grub() {
     let kernel = GuestKernel::debian_current().unwrap();
     let disk = target_disk::build_variant(&kernel, Variant::Dracut).unwrap();
     let built = t0.elapsed();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("target.img");
-    disk.copy_to(&img).unwrap();
-    let mut g = GuestBuilder::new("dracut-target-boot-plain")
-        .disk_with_serial(&img, "target")
-        .start()
-        .unwrap();
-    let c = g.console();
-    let report = c
-        .wait_for("BOOTCHECK: end", Duration::from_secs(360))
-        .unwrap();
-    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
-    g.wait_exit(Duration::from_secs(60)).unwrap();
+    let report =
+        boot_unencrypted("dracut-target-boot-plain", &disk, Duration::from_secs(360)).unwrap();
     eprintln!(
         "dracut target disk ready in {:.1?}; boot to report {:.1?}",
         built,
         t0.elapsed() - built
     );
     // dracut's own banner: the image GRUB loaded is dracut's.
-    assert!(text.contains("dracut"), "{text}");
-    boot_report_checks(&text);
-    assert!(!text.contains(" crypt "), "{text}");
+    assert!(report.text.contains("dracut"), "{}", report.text);
+    report.verify_unencrypted().unwrap();
 }
 
 #[test]
@@ -89,29 +71,40 @@ fn dracut_target_spare_return_boots_and_unlocks() {
 
     // The spare is detached: the target boots alone through its own GRUB.
     let t_boot = Instant::now();
-    let mut g = GuestBuilder::new("migrate-dracut-flow-boot")
-        .disk_with_serial(&s.target, "target")
-        .start()
-        .unwrap();
+    let mut g = boot_target("migrate-dracut-flow-boot", &s.target, None).unwrap();
     let c = g.console();
-    c.send_secret_after(PROMPT_RE, PASSPHRASE.as_bytes(), Duration::from_secs(420))
+    // Issue 6 item 3 on dracut: cryptsetup (run by dracut's crypt module
+    // with several tries) refuses a wrong passphrase and asks again.
+    c.send_secret_after(PROMPT_RE, b"not-the-passphrase", Duration::from_secs(420))
         .unwrap();
-    let report = c
-        .wait_for("BOOTCHECK: end", Duration::from_secs(300))
+    c.wait_for(
+        "No key available with this passphrase",
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    c.send_secret_after(PROMPT_RE, PASSPHRASE.as_bytes(), Duration::from_secs(120))
         .unwrap();
-    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
-    g.wait_exit(Duration::from_secs(60)).unwrap();
+    let report = wait_report(&mut g).unwrap();
     eprintln!(
-        "timings: artefacts {ready:.1?}, migrate {migrate_time:.1?}, boot+unlock+check {:.1?}, total {:.1?}",
+        "timings: artefacts {ready:.1?}, migrate {migrate_time:.1?}, boot+wrong+right passphrase+check {:.1?}, total {:.1?}",
         t_boot.elapsed(),
         t0.elapsed()
     );
-    boot_report_checks(&text);
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with(&format!("BOOTCHECK-DM: luks-{uuid}: "))
-                && l.contains(" crypt aes-xts-plain64 ")),
-        "root's PV is not the LUKS container {uuid}:\n{text}"
+    report.verify_migrated(Some(&uuid)).unwrap();
+    assert!(!report.text.contains(PASSPHRASE));
+    assert!(!report.text.contains("not-the-passphrase"));
+    drop(g);
+
+    // Issue 6 item 4 on dracut: the target installs a second kernel
+    // package; the kernel's postinst runs the target's dracut, which must
+    // put the unlock into the new image from luksify's configuration alone,
+    // and update-grub, which gives it rd.luks.uuid from GRUB's defaults.
+    kernel_update_boots(
+        &s,
+        "migrate-dracut-flow",
+        &uuid,
+        Unlock::Dracut,
+        PROMPT_RE,
+        t0,
     );
-    assert!(!text.contains(PASSPHRASE));
 }

@@ -14,8 +14,7 @@ mod migrate_common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use migrate_common::{Scenario, Unlock, boot_new_kernel, migrate_yes, store_secret, update_kernel};
-use vm_tests::kernel_update::SecondKernel;
+use migrate_common::{Scenario, Unlock, kernel_update_boots, migrate_yes, store_secret};
 use vm_tests::unlock_boot::{self, UNLOCK_PROMPT};
 
 /// Typed once at the unlock prompt before the right one.
@@ -25,7 +24,6 @@ const WRONG_PASSPHRASE: &str = "not-the-passphrase";
 fn seed_flow_spare_return_boots_and_unlocks() {
     let t0 = Instant::now();
     let s = Scenario::new(|root_mib| root_mib + 512);
-    let second = SecondKernel::debian_cloud().unwrap();
     let ready = t0.elapsed();
     let mut g = s.boot_live("migrate-seed-flow");
     let c = g.console();
@@ -92,29 +90,12 @@ fn seed_flow_spare_return_boots_and_unlocks() {
     assert!(!text.contains(WRONG_PASSPHRASE));
     drop(g);
 
-    let t_update = Instant::now();
-    update_kernel(
-        "migrate-seed-flow-kernel-update",
-        &s.live,
-        &s.target,
+    kernel_update_boots(
+        &s,
+        "migrate-seed-flow",
         &uuid,
-        &second,
         Unlock::CryptsetupInitramfs,
-    );
-    let update_time = t_update.elapsed();
-    let t_boot2 = Instant::now();
-    let report = boot_new_kernel(
-        "migrate-seed-flow-boot-new-kernel",
-        &s.target,
-        &second,
         UNLOCK_PROMPT,
+        t0,
     );
-    eprintln!(
-        "timings: kernel install in the live guest {update_time:.1?}, boot of {}+unlock+check {:.1?}, total {:.1?}",
-        second.release,
-        t_boot2.elapsed(),
-        t0.elapsed()
-    );
-    report.verify_migrated(Some(&uuid)).unwrap();
-    assert!(!report.text.contains(PASSPHRASE));
 }

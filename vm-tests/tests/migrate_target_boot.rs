@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use vm_tests::guest_kernel::GuestKernel;
-use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk;
+use vm_tests::unlock_boot::boot_unencrypted;
 
 #[test]
 fn target_disk_boots_unencrypted_through_grub() {
@@ -16,30 +16,11 @@ fn target_disk_boots_unencrypted_through_grub() {
     let kernel = GuestKernel::debian_current().unwrap();
     let disk = target_disk::build(&kernel).unwrap();
     let built = t0.elapsed();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("target.img");
-    disk.copy_to(&img).unwrap();
-
-    let mut g = GuestBuilder::new("target-boot-plain")
-        .disk_with_serial(&img, "target")
-        .start()
-        .unwrap();
-    let c = g.console();
-    let report = c
-        .wait_for("BOOTCHECK: end", Duration::from_secs(240))
-        .unwrap();
-    let text = String::from_utf8_lossy(&report.before).replace('\r', "");
-    g.wait_exit(Duration::from_secs(60)).unwrap();
+    let report = boot_unencrypted("target-boot-plain", &disk, Duration::from_secs(240)).unwrap();
     eprintln!(
         "target disk ready in {:.1?}; boot to report {:.1?}",
         built,
         t0.elapsed() - built
     );
-    assert!(
-        text.contains("BOOTCHECK: root /dev/mapper/vg0-root"),
-        "{text}"
-    );
-    assert!(text.contains("BOOTCHECK: sums ok"), "{text}");
-    assert!(text.contains("BOOTCHECK: swap /dev/"), "{text}");
-    assert!(!text.contains(" crypt "), "{text}");
+    report.verify_unencrypted().unwrap();
 }
