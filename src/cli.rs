@@ -124,7 +124,8 @@ pub struct ChoiceArgs {
     #[arg(long, value_name = "DEVICE")]
     pub spare: Option<String>,
     /// spare-return: encrypt the original partition and move the data back (the spare is freed);
-    /// spare-keep: encrypt the spare and leave the data there.
+    /// spare-keep: encrypt the spare and leave the data there; the spare (a whole disk) also gets
+    /// its own /boot and GRUB and boots without the original disk (BIOS, GRUB 2, ext2/3/4 /boot).
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
     /// Cipher for the LUKS container.

@@ -398,14 +398,19 @@ fn backup_on_a_disk_being_changed() {
 
 #[test]
 fn spare_used_by_the_target_is_refused_even_with_wipe() {
-    for spare in ["/dev/vda1", "/dev/vda"] {
-        let mut c = choices(Strategy::SpareKeep);
+    // spare-keep takes whole disks only (see plan_spare_keep.rs).
+    for (spare, strategy) in [
+        ("/dev/vda1", Strategy::SpareReturn),
+        ("/dev/vda", Strategy::SpareReturn),
+        ("/dev/vda", Strategy::SpareKeep),
+    ] {
+        let mut c = choices(strategy);
         c.spare = Some(spare.into());
         c.wipe_spare = true;
         let r = refusal(&seed(), &c);
         assert!(matches!(r, Refusal::SpareInUse { .. }), "{spare}: {r:?}");
     }
-    let mut c = choices(Strategy::SpareKeep);
+    let mut c = choices(Strategy::SpareReturn);
     c.spare = Some("/dev/vda1".into());
     c.wipe_spare = true;
     assert!(

@@ -215,11 +215,13 @@ fn spare_keep_interrupted_move_is_resumed() {
 }
 
 #[test]
-fn spare_keep_partitions_the_spare_and_keeps_boot() {
+fn spare_keep_partitions_the_spare_with_its_own_boot() {
     let p = plan::plan(&common::seed(), &choices(Strategy::SpareKeep)).unwrap();
-    assert_eq!(p.container, "/dev/vdb1");
+    assert_eq!(p.container, "/dev/vdb2");
     let t = titles(&p.steps);
-    assert!(t.contains(&"Create one dos partition /dev/vdb1 spanning /dev/vdb"));
+    assert!(t.contains(
+        &"Partition /dev/vdb (dos): /boot /dev/vdb1 (200 MiB), LUKS container /dev/vdb2 (the rest)"
+    ));
     assert!(t.contains(&"Remove the LVM label from /dev/vda2"));
     assert!(!t.iter().any(|x| x.contains("partition type of /dev/vda2")));
 }

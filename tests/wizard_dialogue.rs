@@ -485,7 +485,9 @@ fn a_strategy_the_disks_cannot_take_is_explained_and_not_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = fixture();
     // Every extent of vg0 in use: the original partition minus a LUKS2
-    // header can no longer hold them, the 1 GiB spare still can.
+    // header can no longer hold them, a 2 GiB spare (data, LUKS2 header and
+    // spare-keep's copy of /boot) still can.
+    s["disks"][1]["size"] = json!(2u64 << 30);
     s["lvm"]["lvs"][0]["segments"][0]["size_pe"] = json!(189);
     s["lvm"]["lvs"][0]["size"] = json!(189u64 * (4 << 20));
     s["lvm"]["vgs"][0]["free_count"] = json!(0);

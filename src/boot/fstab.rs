@@ -76,6 +76,28 @@ pub fn note_for(e: &Entry, vg: &str) -> Option<String> {
     None
 }
 
+/// The fstab with its /boot line's source replaced by `UUID=new_uuid`, the
+/// rest of the line (and every other line) byte for byte; None when there is
+/// no /boot line. spare-keep moves /boot to a new filesystem on the spare.
+pub fn retarget_boot(text: &str, new_uuid: &str) -> Option<String> {
+    let mut found = false;
+    let out: String = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let body = line.split('#').next().unwrap_or("");
+            let f: Vec<&str> = body.split_whitespace().collect();
+            if found || f.len() < 2 || f[1] != "/boot" {
+                return line.to_string();
+            }
+            found = true;
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let rest = &line[indent.len() + f[0].len()..];
+            format!("{indent}UUID={new_uuid}{rest}")
+        })
+        .collect();
+    found.then_some(out)
+}
+
 pub fn plan(root: &Path, req: &BootRequest, ch: &mut BootChanges) -> Result<(), BootRefusal> {
     if let Some((_, b)) = target_fs::read(root, "/etc/fstab")? {
         let entries = parse(&String::from_utf8_lossy(&b));
@@ -114,6 +136,30 @@ pub fn plan(root: &Path, req: &BootRequest, ch: &mut BootChanges) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_line_retargeted_alone() {
+        let f = "# /boot was on /dev/vda1 during installation\n\
+                 /dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\n\
+                 UUID=8d6f2c1e-0a51 /boot           ext4    defaults        0       2\n\
+                 /dev/vg0/swap_1\tnone\tswap\tsw\t0\t0\n";
+        let after = retarget_boot(f, "b007").unwrap();
+        assert_eq!(
+            after,
+            f.replace("UUID=8d6f2c1e-0a51 /boot", "UUID=b007 /boot"),
+            "only the source field changes"
+        );
+        assert_eq!(
+            retarget_boot("/dev/vda1\t/boot ext2 defaults 0 2", "x").unwrap(),
+            "UUID=x\t/boot ext2 defaults 0 2"
+        );
+        assert_eq!(
+            retarget_boot("/dev/mapper/vg0-root / ext4 defaults 0 1\n", "x"),
+            None
+        );
+        // Already done: the same text again.
+        assert_eq!(retarget_boot(&after, "b007").unwrap(), after);
+    }
 
     #[test]
     fn notes_per_kind_of_name() {

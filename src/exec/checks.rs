@@ -41,6 +41,9 @@ pub fn holds(snap: &Snapshot, c: &Check) -> bool {
         Check::IsLuks { device, uuid } => snap
             .signature(device)
             .is_some_and(|s| s.kind == "crypto_LUKS" && s.uuid.as_deref() == Some(uuid)),
+        Check::HasFilesystem { device, uuid } => snap
+            .signature(device)
+            .is_some_and(|s| s.kind.starts_with("ext") && s.uuid.as_deref() == Some(uuid)),
         Check::MappingOpen { name, device } => snap
             .crypt_mappings
             .iter()
@@ -61,6 +64,9 @@ fn describe(c: &Check) -> String {
         Check::NoPvmove { vg } => format!("no pvmove should be left in {vg}"),
         Check::NoSignature { device } => format!("{device} should carry no signature"),
         Check::IsLuks { device, uuid } => format!("{device} should be LUKS with UUID {uuid}"),
+        Check::HasFilesystem { device, uuid } => {
+            format!("{device} should hold a filesystem with UUID {uuid}")
+        }
         Check::MappingOpen { name, device } => {
             format!("/dev/mapper/{name} should be open on {device}")
         }

@@ -10,6 +10,7 @@ pub mod persist_unlock;
 mod pvmove;
 pub mod render;
 pub mod runner;
+pub mod spare_boot;
 
 use std::io::Write;
 

@@ -171,6 +171,46 @@ pub fn commands(action: &Action) -> Vec<String> {
                 "chroot {target_root} lsinitramfs /boot/initrd.img-KVER   # or lsinitrd, for each kernel"
             ),
         ],
+        Action::CopyBoot {
+            target_root,
+            from_device,
+            to_device,
+            fstype,
+        } => {
+            let boot = format!("{target_root}/boot");
+            let mut v = vec![format!(
+                "mount -t {fstype} {} {boot}",
+                shell_quote(to_device)
+            )];
+            if let Some(from) = from_device {
+                let old = crate::plan::spare_boot::OLD_BOOT_MOUNT;
+                let marker = crate::plan::spare_boot::COPY_MARKER;
+                let ro = if fstype == "ext2" { "ro" } else { "ro,noload" };
+                v.extend([
+                    format!("mount -t {fstype} -o {ro} {} {old}", shell_quote(from)),
+                    format!("cp -a {old}/. {boot}/   # unless {boot}/{marker} exists"),
+                    format!("umount {old}"),
+                    format!("sync; echo 'luksify copied /boot here from {from}' > {boot}/{marker}"),
+                ]);
+            }
+            v
+        }
+        Action::RetargetBoot {
+            target_root,
+            new_uuid,
+            ..
+        } => vec![format!(
+            "edit {target_root}/etc/fstab: /boot by UUID={new_uuid}   # backup: /etc/fstab.luksify-backup"
+        )],
+        Action::GrubInstall {
+            target_root, disk, ..
+        } => vec![
+            format!(
+                "chroot {target_root} grub-install --target=i386-pc {}",
+                shell_quote(disk)
+            ),
+            format!("chroot {target_root} grub-mkconfig -o /boot/grub/grub.cfg   # = update-grub"),
+        ],
         Action::UnmountTarget { mount_point } => {
             vec![format!("umount -R {}", shell_quote(mount_point))]
         }
@@ -245,6 +285,21 @@ pub fn text(plan: &Plan) -> String {
                     "(crypttab only: this snapshot holds no view of the bootloader files; `luksify boot plan --root DIR` shows those diffs on a mounted target)"
                 }
             );
+        }
+        if let Action::RetargetBoot { edit, .. } = &step.action {
+            match edit {
+                Some(e) => {
+                    for line in unified_diff(&e.path, e.before.as_deref(), &e.after).lines() {
+                        let _ = writeln!(o, "{pad}{line}");
+                    }
+                }
+                None => {
+                    let _ = writeln!(
+                        o,
+                        "{pad}(no diff to show: the snapshot holds no fstab text, or fstab already names the new /boot; migrate shows what it changes)"
+                    );
+                }
+            }
         }
         let _ = writeln!(o, "{pad}why: {}", step.why);
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{checks, dracut_target, inject_target, persist_unlock, pvmove};
+use super::{checks, dracut_target, inject_target, persist_unlock, pvmove, spare_boot};
 use crate::boot;
 use crate::plan::{self, Action, Choices, Plan, Step};
 use crate::probe::Snapshot;
@@ -280,6 +280,22 @@ impl Runner {
                     cipher: &self.choices.luks.cipher,
                 },
             )?,
+            Action::CopyBoot {
+                target_root,
+                from_device,
+                to_device,
+                fstype,
+            } => spare_boot::copy_boot(target_root, from_device.as_deref(), to_device, fstype)?,
+            Action::RetargetBoot {
+                target_root,
+                new_uuid,
+                ..
+            } => spare_boot::retarget_fstab(target_root, new_uuid)?,
+            Action::GrubInstall {
+                target_root,
+                disk,
+                boot_uuid,
+            } => spare_boot::grub_install(target_root, disk, boot_uuid)?,
             Action::UnmountTarget { mount_point } => super::mounts::unmount_tree(mount_point)?,
         }
         Ok(())
@@ -348,12 +364,7 @@ fn mount_target(root: &str, boot: Option<&str>, mp: &str) -> Result<()> {
     std::fs::create_dir_all(mp).with_context(|| format!("creating {mp}"))?;
     // Each mount on its own: an earlier run may have stopped half-way, and
     // edits must never land in the root filesystem's empty /boot.
-    let mounted = |point: &str| {
-        std::fs::read_to_string("/proc/self/mounts")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.split(' ').nth(1) == Some(point))
-    };
+    let mounted = spare_boot::is_mounted;
     if !mounted(mp) {
         Cmd::new("mount").args([root, mp]).run()?;
     }

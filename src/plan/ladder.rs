@@ -301,18 +301,7 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
     );
     let m = l.mapper_path();
     let spare_disk = f.snap.disks.iter().find(|d| d.path == s);
-    let label = f
-        .snap
-        .disk_of(o)
-        .and_then(|d| d.partition_table.as_ref())
-        .map(|t| t.kind.clone())
-        .unwrap_or_else(|| "dos".into());
-    let container_bytes = match (l.spare_needs_partition, spare_disk) {
-        (true, Some(d)) if d.partitions.is_empty() => {
-            capacity::whole_disk_partition_bytes(d.size, label == "gpt")
-        }
-        _ => f.snap.device_size(c).unwrap_or(0),
-    };
+    let boot = l.spare_boot.as_ref();
     let stage: u32;
     let mut resumed = None;
     let mut steps = Vec::new();
@@ -363,6 +352,12 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
             detail: format!("{o} is not a PV of {vg} and {c} holds no LUKS container"),
         });
     }
+    // Until the spare is partitioned (whatever it carries now is wiped), the
+    // container's size follows from the layout luksify gives it.
+    let container_bytes = match (boot, spare_disk) {
+        (Some(b), Some(d)) if stage <= 2 => b.container_bytes(d.size),
+        _ => f.snap.device_size(c).unwrap_or(0),
+    };
     if stage <= 7 {
         capacity::check(f.snap, l, container_bytes, None).map_err(|e| match e {
             Refusal::ContainerTooSmall {
@@ -377,7 +372,8 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
                 need_mib: ((need_extents
                     * f.snap.vg(vg).map(|v| v.extent_size).unwrap_or(4 << 20)
                     + l.luks_header_bytes
-                    + capacity::NEW_PV_PE_START)
+                    + capacity::NEW_PV_PE_START
+                    + boot.map(|b| b.overhead_bytes()).unwrap_or(0))
                     >> 20)
                     + 2,
             },
@@ -396,9 +392,8 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
         .map(|d| d.logical_sector_size)
         .unwrap_or(512)
         .max(512);
-    let all: Vec<(u32, Step)> = l
-        .spare_needs_partition
-        .then(|| (2, partition_disk(s, &label, c)))
+    let all: Vec<(u32, Step)> = boot
+        .map(|b| (2, partition_disk(b, c)))
         .into_iter()
         .chain([
             (3, luks_format(c, &l.luks_uuid, &choices.luks, sector)),

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::capacity::MIB;
 use super::choices::{Choices, Strategy};
 use super::refusal::Refusal;
+use super::spare_boot::{self, SpareBoot};
 use crate::probe::{Pv, Snapshot, TargetOs};
 
 pub const TAG_PREFIX: &str = "luksify:";
@@ -18,7 +19,8 @@ pub struct Layout<'a> {
     pub vg: String,
     pub original: String,
     pub spare: String,
-    /// The spare is a whole disk that gets a partition table (spare-keep).
+    /// The spare is a whole disk that gets a partition table (spare-keep):
+    /// /boot, then the container (see [`SpareBoot`]).
     pub spare_needs_partition: bool,
     pub container: String,
     pub luks_uuid: String,
@@ -27,6 +29,8 @@ pub struct Layout<'a> {
     pub target: &'a TargetOs,
     /// Tags that mark the VG as being migrated; present until the end.
     pub tags: Vec<String>,
+    /// spare-keep: how the spare is made to boot on its own.
+    pub spare_boot: Option<SpareBoot>,
 }
 
 impl Layout<'_> {
@@ -130,11 +134,22 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         return Err(Refusal::SpareIsOriginal { spare });
     }
     let spare_is_disk = snap.disks.iter().any(|d| d.path == spare);
-    let spare_needs_partition = strategy == Strategy::SpareKeep && spare_is_disk;
+    if strategy == Strategy::SpareKeep && !spare_is_disk {
+        return Err(Refusal::SpareKeepNeedsDisk {
+            disk: snap
+                .disk_of(&spare)
+                .map(|d| d.path.clone())
+                .unwrap_or_else(|| "the disk it is on".into()),
+            spare,
+        });
+    }
+    let spare_needs_partition = strategy == Strategy::SpareKeep;
     let container = match strategy {
         Strategy::SpareReturn => original.clone(),
-        Strategy::SpareKeep if spare_needs_partition => first_partition_path(&spare),
-        Strategy::SpareKeep => spare.clone(),
+        Strategy::SpareKeep => spare_boot::partition_path(
+            &spare,
+            spare_boot::container_number(spare_boot::label_of(snap, &original) == "gpt"),
+        ),
     };
     // An earlier run's record of the original wins: after pvremove a whole-disk
     // PV has nothing left to be recognised by.
@@ -177,6 +192,27 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         .or_else(|| snap.mapping_over(&container).map(|m| m.name.clone()))
         .unwrap_or_else(|| format!("luks-{luks_uuid}"));
     check_pvs_covered(snap, &vg_name, &original, &spare, &container, &mapper_name)?;
+    let spare_boot = match strategy {
+        Strategy::SpareReturn => None,
+        Strategy::SpareKeep => {
+            let uuid = spare_boot::boot_uuid(&vg.uuid, orig_tag.as_deref().unwrap_or_default());
+            let b = spare_boot::resolve(snap, target, &original, &spare, uuid)?;
+            // A /boot filesystem on the spare that is not the one luksify
+            // makes (by its UUID) is someone's data, once the spare is ours.
+            if migrating
+                && let Some(sig) = snap.signature(&b.boot_part)
+                && sig.uuid.as_deref() != Some(b.uuid.as_str())
+            {
+                return Err(Refusal::UnknownState {
+                    detail: format!(
+                        "{} carries a {} signature that this migration did not make; luksify will not format over it. If it is yours to destroy, wipe it (`wipefs --all {}`) and run luksify again",
+                        b.boot_part, sig.kind, b.boot_part
+                    ),
+                });
+            }
+            Some(b)
+        }
+    };
     let mut tags = vec![format!("{TAG_PREFIX}{}", strategy.name())];
     tags.extend(orig_tag);
     Ok(Layout {
@@ -191,6 +227,7 @@ pub fn resolve<'a>(snap: &'a Snapshot, choices: &Choices) -> Result<Layout<'a>, 
         mapper_name,
         target,
         tags,
+        spare_boot,
     })
 }
 

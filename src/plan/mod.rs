@@ -7,6 +7,7 @@ pub mod ladder;
 pub mod layout;
 pub mod refusal;
 pub mod safety;
+pub mod spare_boot;
 pub mod status;
 pub mod step;
 pub mod steps;
@@ -54,9 +55,14 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
 fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
     let (vg, lv) = l.target.root_lv.split_once('/').unwrap_or_default();
     let mut n = vec![format!(
-        "The logical volumes keep their names (/dev/{vg}/{lv}, /dev/mapper/{}-{}) and filesystem UUIDs, so /etc/fstab needs no change.",
+        "The logical volumes keep their names (/dev/{vg}/{lv}, /dev/mapper/{}-{}) and filesystem UUIDs, so /etc/fstab needs no change for them{}.",
         vg.replace('-', "--"),
-        lv.replace('-', "--")
+        lv.replace('-', "--"),
+        if l.spare_boot.is_some() {
+            "; only its /boot line changes, to the spare's new /boot"
+        } else {
+            ""
+        }
     )];
     if choices.header_backup.is_none() {
         n.push("No --header-backup PATH was given: `migrate` will ask for one (on a disk that is not being changed) before it writes anything.".into());
@@ -66,10 +72,23 @@ fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
             "At the end {} is empty again and can be detached.",
             l.spare
         )),
-        Strategy::SpareKeep => n.push(format!(
-            "At the end the data lives on {}; {} is no longer part of {} and /boot stays where it is.",
-            l.spare, l.original, l.vg
-        )),
+        Strategy::SpareKeep => {
+            let boot = l.spare_boot.as_ref();
+            n.push(format!(
+                "At the end the data lives on {} and it boots on its own: its own /boot ({}) and GRUB. {} is no longer part of {}; the original /boot{} and the original disk's GRUB are left as they were (they would boot the old, now unusable initramfs).",
+                l.spare,
+                boot.map(|b| b.boot_part.as_str()).unwrap_or("?"),
+                l.original,
+                l.vg,
+                boot.and_then(|b| b.old_device.as_deref())
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+            n.push(format!(
+                "Boot from {}: detach the original disk, or put {} first in the firmware's boot order.",
+                l.spare, l.spare
+            ));
+        }
     }
     n
 }

@@ -128,6 +128,31 @@ pub enum Refusal {
     WholeDiskPv { device: String },
 
     #[error(
+        "--strategy spare-keep needs a whole disk as the spare, but {spare} is a partition: luksify gives the spare its own partition table with a /boot partition and GRUB so that it boots without the original disk. Name the whole disk (e.g. {disk}, if everything on it may go), or use --strategy spare-return, which leaves /boot and the bootloader where they are"
+    )]
+    SpareKeepNeedsDisk { spare: String, disk: String },
+
+    #[error(
+        "--strategy spare-keep makes the spare boot on its own, and luksify can do that only for a target that boots through BIOS; this one boots through UEFI ({detail}). Use --strategy spare-return, which leaves the EFI system partition and the bootloader where they are"
+    )]
+    SpareKeepUefi { detail: String },
+
+    #[error(
+        "--strategy spare-keep installs GRUB 2 on the spare (grub-install, update-grub), but the target's bootloader is {found}. Use --strategy spare-return, which leaves the bootloader where it is"
+    )]
+    SpareKeepBootloader { found: String },
+
+    #[error(
+        "--strategy spare-keep copies /boot onto a partition of the spare, which needs /boot on its own partition of the original disk {disk}; here {detail}. Use --strategy spare-return, which leaves /boot where it is"
+    )]
+    SpareKeepBootLayout { disk: String, detail: String },
+
+    #[error(
+        "--strategy spare-keep makes a new /boot filesystem on the spare of the same type as the original, which luksify does for ext2, ext3 and ext4; the target's /boot ({device}) is {fstype}. Use --strategy spare-return, which leaves /boot where it is"
+    )]
+    SpareKeepBootFs { device: String, fstype: String },
+
+    #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"
     )]
     BackupOnChangedDisk { path: String, device: String },

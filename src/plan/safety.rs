@@ -209,9 +209,16 @@ fn spare_unused_by_target(snap: &Snapshot, l: &Layout) -> Result<(), Refusal> {
             what: format!("the physical volume {}", l.original),
         });
     }
+    // spare-keep's own new /boot, once an earlier run pointed fstab at it.
+    let own_boot = l
+        .spare_boot
+        .as_ref()
+        .filter(|b| b.old_device.is_none())
+        .map(|b| b.boot_part.as_str());
     for e in &l.target.fstab {
         if let Some(dev) = crate::probe::target::resolve_spec(snap, &e.spec)
             && spare_devices.contains(&dev)
+            && !(e.mount_point == "/boot" && own_boot == Some(dev.as_str()))
         {
             return Err(Refusal::SpareInUse {
                 spare: l.spare.clone(),

@@ -103,6 +103,32 @@ pub enum Action {
         #[serde(default)]
         complete: bool,
     },
+    /// spare-keep: the new /boot mounted at the target's /boot and, unless
+    /// an earlier run finished that, the original /boot's files copied in
+    /// (modes, owners, links), the original mounted read-only meanwhile.
+    CopyBoot {
+        target_root: String,
+        /// The original /boot; None once fstab names the new one.
+        from_device: Option<String>,
+        to_device: String,
+        fstype: String,
+    },
+    /// spare-keep: the /boot line of the target's fstab names the new
+    /// filesystem by UUID (a FileEdit: diff, backup, atomic).
+    RetargetBoot {
+        target_root: String,
+        new_uuid: String,
+        /// The edit as computed from the snapshot's fstab, shown by dry-run;
+        /// None when the snapshot holds no fstab text.
+        edit: Option<FileDiff>,
+    },
+    /// spare-keep: GRUB installed on the spare disk from the target's own
+    /// grub-install, and its configuration regenerated on the new /boot.
+    GrubInstall {
+        target_root: String,
+        disk: String,
+        boot_uuid: String,
+    },
     UnmountTarget {
         mount_point: String,
     },
@@ -128,16 +154,51 @@ pub struct FileDiff {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Check {
-    PvInVg { pv: String, vg: String },
-    PvNotInVg { pv: String, vg: String },
-    IsPv { device: String },
-    NotPv { device: String },
-    PvEmpty { pv: String },
-    NoPvmove { vg: String },
-    NoSignature { device: String },
-    IsLuks { device: String, uuid: String },
-    MappingOpen { name: String, device: String },
-    VgTagged { vg: String, tag: String },
-    VgNotTagged { vg: String, tag: String },
-    AllLvsActive { vg: String },
+    PvInVg {
+        pv: String,
+        vg: String,
+    },
+    PvNotInVg {
+        pv: String,
+        vg: String,
+    },
+    IsPv {
+        device: String,
+    },
+    NotPv {
+        device: String,
+    },
+    PvEmpty {
+        pv: String,
+    },
+    NoPvmove {
+        vg: String,
+    },
+    NoSignature {
+        device: String,
+    },
+    IsLuks {
+        device: String,
+        uuid: String,
+    },
+    /// A filesystem (ext2/3/4) with this UUID.
+    HasFilesystem {
+        device: String,
+        uuid: String,
+    },
+    MappingOpen {
+        name: String,
+        device: String,
+    },
+    VgTagged {
+        vg: String,
+        tag: String,
+    },
+    VgNotTagged {
+        vg: String,
+        tag: String,
+    },
+    AllLvsActive {
+        vg: String,
+    },
 }

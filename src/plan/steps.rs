@@ -3,6 +3,7 @@
 
 use super::choices::LuksOptions;
 use super::layout::Layout;
+use super::spare_boot::{SpareBoot, partition_path};
 use super::step::{Action, Check, Step};
 
 fn cmd(argv: &[&str]) -> Action {
@@ -189,23 +190,43 @@ pub fn retype(disk: &str, number: u32, gpt: bool, device: &str) -> Step {
     }
 }
 
-pub fn partition_disk(disk: &str, label: &str, part: &str) -> Step {
-    let t = if label == "gpt" {
-        super::ladder::LINUX_DATA_GUID
+pub fn partition_disk(b: &SpareBoot, container: &str) -> Step {
+    let bios = if b.gpt() {
+        format!(
+            "a 1 MiB BIOS boot partition {} for GRUB's core, ",
+            partition_path(&b.disk, 1)
+        )
     } else {
-        "83"
+        String::new()
     };
     Step {
-        title: format!("Create one {label} partition {part} spanning {disk}"),
-        why: "a partition table tells other systems the disk is in use".into(),
+        title: format!(
+            "Partition {} ({}): {bios}/boot {} ({} MiB), LUKS container {} (the rest)",
+            b.disk,
+            b.label,
+            b.boot_part,
+            b.boot_bytes >> 20,
+            container
+        ),
+        why: format!(
+            "the data stays on {} and it must boot without the original disk: it gets its own /boot{} next to the encrypted container, laid out like the original disk",
+            b.disk,
+            if b.gpt() {
+                " and room for GRUB's core"
+            } else {
+                " (GRUB's core goes in the gap after the MBR)"
+            }
+        ),
         action: Action::Command {
             argv: vec![
                 "sfdisk".into(),
                 "--wipe".into(),
                 "always".into(),
-                disk.into(),
+                "--wipe-partitions".into(),
+                "always".into(),
+                b.disk.clone(),
             ],
-            stdin: Some(format!("label: {label}\nstart=2048, type={t}\n")),
+            stdin: Some(b.sfdisk_script()),
         },
         expect: vec![],
     }

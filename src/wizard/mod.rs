@@ -295,7 +295,7 @@ fn choose_strategy(
                 "move the data to {spare}, encrypt its current partition, move it back; {cost}. At the end {spare} is empty and can be detached."
             ),
             Strategy::SpareKeep => format!(
-                "encrypt {spare} and move the data onto it once; {cost}. The data stays on {spare}, which must remain attached; the old partition is freed."
+                "encrypt {spare} and move the data onto it once; {cost}. The data stays on {spare}, which also gets a copy of /boot and GRUB and boots on its own; the old partition is freed, the old disk's /boot and GRUB are left as they were."
             ),
         };
         println!("  {}) {}: {what}", i + 1, s.name());

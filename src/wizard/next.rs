@@ -103,8 +103,8 @@ pub fn text(o: &Outcome) -> String {
         Strategy::SpareKeep => step(
             &mut s,
             format!(
-                "Leave {} attached: the data now lives on it. {} is no longer used by {}.",
-                p.spare, p.original_pv, p.vg
+                "The data now lives on {}, with its own /boot and GRUB: boot from it (detach the original disk, or put {} first in the boot order). {} is no longer used by {}.",
+                p.spare, p.spare, p.original_pv, p.vg
             ),
         ),
     }
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn spare_keep_says_leave_the_spare_attached() {
+    fn spare_keep_says_boot_from_the_spare() {
         let mut s = fixture();
         // dracut unlocks by itself: its own prompt.
         s.target.as_mut().unwrap().initramfs_generator = Some("dracut".into());
@@ -230,7 +230,7 @@ mod tests {
             backups_in_ram: false,
             recovery: false,
         });
-        assert!(t.contains("Leave /dev/vdb attached"), "{t}");
+        assert!(t.contains("boot from it (detach the original disk"), "{t}");
         assert!(t.contains("Keep the backups in /media/usb"), "{t}");
         assert!(t.contains("Please enter passphrase for disk"), "{t}");
         assert!(t.contains("Enter passphrase for /dev/"), "{t}");

@@ -167,24 +167,64 @@ pub fn apply(s: &mut Snapshot, step: &Step) {
                         t.to_lowercase()
                     });
                 }
-                ["sfdisk", "--wipe", "always", disk] => {
+                [
+                    "sfdisk",
+                    "--wipe",
+                    "always",
+                    "--wipe-partitions",
+                    "always",
+                    disk,
+                ] => {
+                    let script = step_stdin(step);
                     let d = s.disks.iter_mut().find(|d| d.path == *disk).unwrap();
-                    let gpt = step_stdin(step).contains("label: gpt");
+                    let gpt = script.contains("label: gpt");
                     d.partition_table = Some(PartitionTable {
                         kind: if gpt { "gpt".into() } else { "dos".into() },
                         uuid: Some("5a4e0002".into()),
                     });
-                    let size = luksify::plan::capacity::whole_disk_partition_bytes(d.size, gpt);
-                    d.partitions = vec![Partition {
-                        path: luksify::plan::layout::first_partition_path(disk),
-                        number: 1,
-                        start: 1 << 20,
-                        size,
-                        type_id: Some("0x83".into()),
-                        part_uuid: Some("5a4e0002-01".into()),
-                        signature: None,
-                    }];
+                    // One partition a line: `size=NMiB`, the last one takes the rest.
+                    let end = if gpt { d.size - (1 << 20) } else { d.size };
+                    let mut start = 1u64 << 20;
+                    d.partitions.clear();
+                    for (i, line) in script.lines().skip(1).enumerate() {
+                        let size = line
+                            .split(", ")
+                            .find_map(|f| f.strip_prefix("size="))
+                            .map(|m| m.trim_end_matches("MiB").parse::<u64>().unwrap() << 20)
+                            .unwrap_or((end - start) / (1 << 20) * (1 << 20));
+                        let n = i as u32 + 1;
+                        d.partitions.push(Partition {
+                            path: luksify::plan::spare_boot::partition_path(disk, n),
+                            number: n,
+                            start,
+                            size,
+                            type_id: Some("0x83".into()),
+                            part_uuid: Some(format!("5a4e0002-{n:02}")),
+                            signature: None,
+                        });
+                        start += size;
+                    }
                 }
+                [
+                    "chroot",
+                    _,
+                    "/sbin/mke2fs",
+                    "-q",
+                    "-t",
+                    kind,
+                    "-U",
+                    uuid,
+                    dev,
+                ] => set_signature(
+                    s,
+                    dev,
+                    Some(Signature {
+                        kind: kind.to_string(),
+                        uuid: Some(uuid.to_string()),
+                        label: None,
+                        version: Some("1.0".into()),
+                    }),
+                ),
                 other => panic!("unmodelled command {other:?}"),
             }
         }

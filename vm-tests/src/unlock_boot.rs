@@ -14,8 +14,9 @@ use crate::target_disk::TargetDisk;
 /// initramfs-tools' cryptroot prompt, as the target prints it.
 pub const UNLOCK_PROMPT: &str = "Please unlock disk [^:]+: ";
 
-/// Boots `target` (SeaBIOS → GRUB → kernel → initramfs), alone or with the
-/// spare that holds the data after a spare-keep migration.
+/// Boots `target` (SeaBIOS → GRUB → kernel → initramfs), alone or with a
+/// second disk attached. After spare-keep the spare is the disk to boot: it
+/// carries the data, its own /boot and GRUB.
 pub fn boot_target(name: &str, target: &Path, spare: Option<&Path>) -> Result<Guest> {
     let mut b = GuestBuilder::new(name).disk_with_serial(target, "target");
     if let Some(s) = spare {

@@ -124,13 +124,16 @@ fn run(non_interactive: bool) -> Result<()> {
              kernel and initramfs, which ask \"Please unlock disk ...:\". Type your passphrase. The \
              target then checks its files and powers off (about a minute under emulation).\n",
         );
-        // After spare-keep the data lives on the spare: it stays attached.
+        // After spare-keep the data, /boot and GRUB live on the spare: it
+        // boots alone, the original detached.
         let keep = spare_in_use(&spare);
         if keep {
-            say("the spare carries the volume group now (spare-keep): it stays attached.");
+            say(
+                "the spare carries the volume group, its own /boot and GRUB now (spare-keep): it boots alone, the original disk detached.",
+            );
         }
         let mut g =
-            unlock_boot::boot_target("demo-boot", &target, keep.then_some(spare.as_path()))?;
+            unlock_boot::boot_target("demo-boot", if keep { &spare } else { &target }, None)?;
         let (ended, seen) = relay::relay(g.console())?;
         if ended == Ended::Detached {
             say("left the target's console; the demo stops here.");

@@ -302,13 +302,20 @@ pub fn kernel_update_boots(
 /// the passphrase nowhere in its output; returns that output and how long
 /// it took.
 pub fn migrate_yes(c: &mut Console, timeout: Duration) -> (String, Duration) {
+    migrate_yes_with(c, "spare-return", timeout)
+}
+
+/// [`migrate_yes`] with another `--strategy`.
+pub fn migrate_yes_with(c: &mut Console, strategy: &str, timeout: Duration) -> (String, Duration) {
     let started = Instant::now();
     let (_, text) = c
         .run(
-            "{ luksify migrate --yes --spare /dev/vdb --strategy spare-return \
-             --header-backup /root/vg0.luks-header --passphrase-stdin \
-             --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; } \
-             | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done",
+            &format!(
+                "{{ luksify migrate --yes --spare /dev/vdb --strategy {strategy} \
+                 --header-backup /root/vg0.luks-header --passphrase-stdin \
+                 --pbkdf pbkdf2 --iter-time 100 < /root/pass 2>&1; echo \"luksify-exit=$?\"; }} \
+                 | while IFS= read -r l; do echo \"[$(cut -d' ' -f1 /proc/uptime)] $l\"; done"
+            ),
             timeout,
         )
         .unwrap();
