@@ -109,3 +109,39 @@ fn the_container_is_found_by_luks_uuid_through_sysfs() {
     );
     assert_eq!(find(d, &bin), format!("{}/dev/vda2", d.display()));
 }
+
+/// cryptsetup's libgcrypt opens /dev/random and /dev/urandom; on a /dev made
+/// by hand (nash's tmpfs) the script makes them first, and leaves existing
+/// ones alone.
+#[test]
+fn the_random_nodes_are_made_when_missing() {
+    let start = UNLOCK_SCRIPT
+        .find("# cryptsetup's crypto backend")
+        .expect("the random nodes' comment");
+    let end = UNLOCK_SCRIPT[start..].find("waited=0").expect("waited=0") + start;
+    let part = &UNLOCK_SCRIPT[start..end];
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let bin = d.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(d.join("dev")).unwrap();
+    fs::write(d.join("dev/urandom"), "").unwrap();
+    // Records its arguments instead of making a node (a test cannot).
+    write_exe(
+        &bin.join("mknod"),
+        &format!("#!/bin/sh\necho \"$*\" >> {}/made\n", d.display()),
+    );
+    let script = format!("dev_dir={}/dev\n{part}", d.display());
+    let out = Command::new("/usr/bin/dash")
+        .args(["-c", &script])
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = fs::read_to_string(d.join("made")).unwrap();
+    assert_eq!(made, format!("{}/dev/random c 1 8\n", d.display()));
+}
