@@ -20,11 +20,15 @@
 //!   `mkrootdev`, `switchroot`), the modules flat in /lib, lvm and its
 //!   libraries from the target root, busybox (static, from the host) for the
 //!   stand-in nash and as /bin/sh. No udev: no /dev/disk/by-uuid.
-//! - GRUB legacy cannot run here (no package), so no boot loader is in the
-//!   MBR: [`boot`] reads grub.conf's default stanza from the disk's /boot and
-//!   boots the kernel and initrd it names with QEMU's -kernel, -initrd and
-//!   -append, the stanza's kernel arguments verbatim — what GRUB legacy does
-//!   with it.
+//! - GRUB legacy itself in the MBR: Debian's grub-legacy package (GRUB
+//!   0.97, the version CentOS 5 shipped) gives stage1, e2fs_stage1_5 and
+//!   stage2 (copied into /boot/grub as anaconda's install left them) and its
+//!   grub shell, which runs on the host (a 32-bit program: libc6-i386) with
+//!   the disk image as (hd0) and does `root (hd0,0)`, `setup (hd0)`: stage1
+//!   in the MBR, stage1.5 embedded after it, reading /grub/menu.lst (the link
+//!   to grub.conf). SeaBIOS boots the disk; GRUB reads grub.conf's default
+//!   stanza and loads its kernel and initrd. [`LegacyBoot::read`] reads the
+//!   same stanza and files on the host, for the test's assertions.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -38,9 +42,9 @@ use luksify::sys::process::Cmd;
 use crate::guest_kernel::{GuestKernel, parse_show_depends};
 use crate::host_closure::find_program;
 use crate::live_env::{self, PROMPT};
-use crate::qemu::{Guest, GuestBuilder};
+use crate::qemu::GuestBuilder;
 use crate::target_disk::{self, SUMS_PATH, Variant};
-use crate::{cache, cpio, disk};
+use crate::{cache, cpio, debian_pkgs, disk};
 
 pub const VG: &str = "VolGroup00";
 pub const ROOT_LV: &str = "LogVol00";
@@ -52,7 +56,7 @@ pub const SWAP_MIB: u64 = 64;
 /// Unallocated in the VG: room for the LUKS2 header spare-return needs.
 pub const FREE_MIB: u64 = 32;
 /// Bump when the layout or the scripts change.
-const RECIPE: &str = "vm-legacy-target v1";
+const RECIPE: &str = "vm-legacy-target v2";
 
 const NASH: &str = include_str!("legacy_target/nash");
 const INIT: &str = include_str!("legacy_target/init");
@@ -107,7 +111,9 @@ impl LegacyDisk {
 }
 
 /// boot-check with the legacy names, doing first what CentOS 5's
-/// rc.sysinit does on the fresh /dev udev gives it: LVM's nodes.
+/// rc.sysinit does on the fresh /dev udev gives it: LVM's nodes. It also
+/// reports the kernel command line GRUB passed (the kernel's own early lines
+/// on the serial console can lose characters).
 fn boot_check() -> String {
     target_disk::BOOT_CHECK
         .replace("vg0-swap", &format!("{VG}-{SWAP_LV}"))
@@ -117,7 +123,8 @@ fn boot_check() -> String {
                 "dmsetup mknodes >/dev/null 2>&1\n\
                  vgchange -q -ay --sysinit --noudevsync {VG} >/dev/null 2>&1\n\
                  vgmknodes {VG} >/dev/null 2>&1\n\
-                 say \"start\"\n"
+                 say \"start\"\n\
+                 say \"cmdline $(cat /proc/cmdline)\"\n"
             ),
             1,
         )
@@ -164,6 +171,8 @@ pub fn build(kernel: &GuestKernel) -> Result<LegacyDisk> {
     let root_name = root.display().to_string();
     let check = boot_check();
     let busybox = disk::sha256_file(&find_program("busybox")?)?;
+    let grub = grub_legacy()?;
+    let grub_name = grub.display().to_string();
     let key = cache::key_of(&[
         RECIPE.as_bytes(),
         root_name.as_bytes(),
@@ -174,8 +183,11 @@ pub fn build(kernel: &GuestKernel) -> Result<LegacyDisk> {
         LVM_CONF.as_bytes(),
         check.as_bytes(),
         busybox.as_bytes(),
+        grub_name.as_bytes(),
     ]);
-    let dir = cache::entry("vm-legacy-disk", &key, |dir| build_into(kernel, &root, dir))?;
+    let dir = cache::entry("vm-legacy-disk", &key, |dir| {
+        build_into(kernel, &root, &grub, dir)
+    })?;
     let read = |f: &str| -> Result<String> {
         Ok(fs::read_to_string(dir.join(f))
             .with_context(|| format!("reading {f} of the cached legacy disk"))?
@@ -199,8 +211,17 @@ fn write_file(root: &Path, path: &str, data: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Debian's grub-legacy package, unpacked (cached).
+fn grub_legacy() -> Result<PathBuf> {
+    let pkg = debian_pkgs::resolve("grub-legacy")?;
+    debian_pkgs::unpacked(&pkg, "", |_| Ok(()))
+}
+
+/// GRUB legacy's files for an ext2/3 /boot, as its `setup` expects them.
+const GRUB_STAGES: &[&str] = &["stage1", "e2fs_stage1_5", "stage2"];
+
 /// Turns the Debian root into the CentOS 5 shape; returns its kernel version.
-fn reshape(root: &Path) -> Result<String> {
+fn reshape(root: &Path, grub: &Path) -> Result<String> {
     for p in NOT_ON_CENTOS5 {
         let host = root.join(p);
         if host.is_dir() && !host.is_symlink() {
@@ -251,6 +272,11 @@ fn reshape(root: &Path) -> Result<String> {
         0o600,
     )?;
     symlink("./grub.conf", boot.join("grub/menu.lst"))?;
+    for stage in GRUB_STAGES {
+        let data = fs::read(grub.join("usr/lib/grub/x86_64-pc").join(stage))
+            .with_context(|| format!("reading grub-legacy's {stage}"))?;
+        write_file(root, &format!("/boot/grub/{stage}"), &data, 0o644)?;
+    }
     symlink("../boot/grub/grub.conf", root.join("etc/grub.conf"))?;
     build_initrd(root, kver, &boot.join(format!("initrd-{kver}.img")))?;
     Ok(kver.clone())
@@ -346,7 +372,26 @@ pub fn build_initrd(root: &Path, kver: &str, out: &Path) -> Result<()> {
     cpio::pack_dir_gzip(&d, out)
 }
 
-fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
+/// GRUB legacy's own shell installs it into `image`'s MBR, reading /boot
+/// (the first partition) from the image file as BIOS disk (hd0).
+fn install_grub(grub: &Path, image: &Path) -> Result<()> {
+    let t = tempfile::tempdir()?;
+    let map = t.path().join("device.map");
+    fs::write(&map, format!("(hd0) {}\n", image.display()))?;
+    let out = Cmd::new(grub.join("usr/sbin/grub"))
+        .args(["--batch", "--no-floppy", "--no-curses"])
+        .arg(format!("--device-map={}", map.display()))
+        .stdin_bytes(b"root (hd0,0)\nsetup (hd0)\nquit\n".to_vec())
+        .run()
+        .context("running grub-legacy's shell (needs libc6-i386, see xtask/apt/vm-legacy.txt)")?
+        .stdout_str();
+    if !out.contains("Done.") || out.contains("Error") {
+        bail!("GRUB legacy's setup (hd0) failed:\n{out}");
+    }
+    Ok(())
+}
+
+fn build_into(kernel: &GuestKernel, root: &Path, grub: &Path, dir: &Path) -> Result<()> {
     let work = tempfile::tempdir_in(dir)?;
     let staging = work.path().join("root");
     Cmd::new("cp")
@@ -354,7 +399,7 @@ fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
         .arg(root)
         .arg(&staging)
         .run()?;
-    let kver = reshape(&staging)?;
+    let kver = reshape(&staging, grub)?;
     let boot_staging = work.path().join("boot");
     Cmd::new("mv")
         .arg(staging.join("boot"))
@@ -408,6 +453,7 @@ fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
         );
     }
     g.poweroff(t)?;
+    install_grub(grub, &image)?;
     fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;
     fs::write(dir.join("kver"), format!("{kver}\n"))?;
     Ok(())
@@ -541,16 +587,6 @@ impl LegacyBoot {
             _dir: dir,
         })
     }
-
-    /// Boots `disk` alone with the stanza's kernel, initrd and arguments.
-    pub fn boot(&self, name: &str, disk: &Path) -> Result<Guest> {
-        GuestBuilder::new(name)
-            .kernel(&self.kernel)
-            .initrd(&self.initrd)
-            .append(&self.stanza.args)
-            .disk_with_serial(disk, "target")
-            .start()
-    }
 }
 
 #[cfg(test)]
@@ -585,5 +621,6 @@ mod tests {
         assert!(c.contains("swapon /dev/mapper/VolGroup00-LogVol01"), "{c}");
         assert!(!c.contains("vg0"), "{c}");
         assert!(c.contains("vgmknodes VolGroup00"), "{c}");
+        assert!(c.contains("say \"cmdline $(cat /proc/cmdline)\""), "{c}");
     }
 }

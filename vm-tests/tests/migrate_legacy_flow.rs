@@ -7,9 +7,9 @@
 //! legacy and mkinitrd/nash, adds the unlock to /boot/initrd-KVER.img after
 //! the init's `mkblkdevs` (original kept), leaves grub.conf as it is (nash
 //! takes no kernel parameters) and verifies the image with its own reader.
-//! Then the default stanza of the migrated disk's grub.conf is booted as
-//! GRUB legacy would (its kernel, initrd and arguments, with QEMU's -kernel),
-//! the unlock finds the container by its LUKS UUID without udev, a wrong
+//! Then the disk boots alone through GRUB legacy in its MBR (GRUB 0.97 from
+//! Debian's grub-legacy, installed by its own `setup (hd0)`), whose default
+//! stanza's kernel command line the kernel reports; the unlock finds the container by its LUKS UUID without udev, a wrong
 //! passphrase is refused and asked again, the right one unlocks, and
 //! boot-check finds the file tree intact, root on VolGroup00 inside the
 //! container and the swap LV working.
@@ -26,15 +26,28 @@ use vm_tests::guest_kernel::GuestKernel;
 use vm_tests::legacy_target::{self, LegacyBoot, ROOT_LV, SWAP_LV, VG};
 use vm_tests::live_env::{self, PROMPT};
 use vm_tests::luksify_bin;
-use vm_tests::qemu::GuestBuilder;
+use vm_tests::qemu::{Guest, GuestBuilder};
 
 /// The prompt of initramfs/luksify-unlock.
 fn prompt(attempt: u32) -> String {
     format!(r"Passphrase to unlock \S+ \(attempt {attempt} of 3\): ")
 }
 
+/// Boots `target` alone: SeaBIOS → GRUB legacy in the MBR → the default
+/// stanza's kernel (boot-check reports the command line it got).
+fn boot_through_grub(name: &str, target: &std::path::Path) -> Guest {
+    let mut g = GuestBuilder::new(name)
+        .disk_with_serial(target, "target")
+        .start()
+        .unwrap();
+    g.console()
+        .wait_for("Linux version", Duration::from_secs(300))
+        .unwrap();
+    g
+}
+
 /// boot-check's report, once the guest powered off.
-fn report(g: &mut vm_tests::qemu::Guest) -> String {
+fn report(g: &mut Guest) -> String {
     let m = g
         .console()
         .wait_for("BOOTCHECK: end", Duration::from_secs(300))
@@ -59,7 +72,7 @@ fn legacy_layout_with_nash_boots_after_a_wrong_passphrase() {
     let kver = &disk.kver;
     let root_dev = format!("/dev/mapper/{VG}-{ROOT_LV}");
 
-    // Unencrypted, as installed: GRUB legacy's default stanza boots.
+    // Unencrypted, as installed: GRUB legacy boots its default stanza.
     let t_plain = Instant::now();
     let before = LegacyBoot::read(&target).unwrap();
     assert_eq!(before.stanza.kernel, format!("/vmlinuz-{kver}"));
@@ -67,11 +80,16 @@ fn legacy_layout_with_nash_boots_after_a_wrong_passphrase() {
         before.stanza.initrd.as_deref(),
         Some(format!("/initrd-{kver}.img").as_str())
     );
-    let mut g = before.boot("migrate-legacy-flow-plain", &target).unwrap();
+    let mut g = boot_through_grub("migrate-legacy-flow-plain", &target);
     g.console()
         .wait_for("Scanning logical volumes", Duration::from_secs(300))
         .unwrap();
     let text = report(&mut g);
+    // GRUB legacy booted its default stanza.
+    assert!(
+        text.contains(&format!("BOOTCHECK: cmdline {}", before.stanza.args)),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("BOOTCHECK: root {root_dev}")),
         "{text}"
@@ -162,7 +180,7 @@ fn legacy_layout_with_nash_boots_after_a_wrong_passphrase() {
     );
 
     let t_boot = Instant::now();
-    let mut g = after.boot("migrate-legacy-flow-boot", &target).unwrap();
+    let mut g = boot_through_grub("migrate-legacy-flow-boot", &target);
     let c = g.console();
     c.send_secret_after(&prompt(1), b"not-the-passphrase", Duration::from_secs(300))
         .unwrap();
@@ -182,6 +200,10 @@ fn legacy_layout_with_nash_boots_after_a_wrong_passphrase() {
     assert!(
         !text.contains("did not unlock /dev"),
         "the right passphrase was rejected:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("BOOTCHECK: cmdline {}", after.stanza.args)),
+        "{text}"
     );
     assert!(
         text.contains(&format!("BOOTCHECK: root {root_dev}")),
