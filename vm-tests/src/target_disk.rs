@@ -165,7 +165,7 @@ fn boot_check(variant: Variant) -> String {
     }
 }
 
-pub(crate) fn config_files(variant: Variant) -> Vec<(String, Vec<u8>, u32)> {
+fn config_files(variant: Variant) -> Vec<(String, Vec<u8>, u32)> {
     let mut files: Vec<(String, Vec<u8>, u32)> = vec![
         (
             "/etc/fstab".into(),
