@@ -117,7 +117,7 @@ fn nash_gets_the_unlock_after_mkblkdevs() {
     assert!(
         after.starts_with(&format!(
             "# luksify: unlock LUKS UUID {UUID} and activate VG VolGroup00\n/bin/sh /sbin/luksify-unlock\n\
-             lvm vgscan\nlvm vgchange -ay VolGroup00\nmkblkdevs\n"
+             lvm vgscan --ignorelockingfailure\nlvm vgchange -ay --ignorelockingfailure VolGroup00\nmkblkdevs\n"
         )),
         "{init}"
     );

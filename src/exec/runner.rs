@@ -406,36 +406,43 @@ fn verify(root: &Path, u: &inject_target::Unlock) -> Result<()> {
         bail!("the target's /boot holds no kernel (vmlinuz-*)");
     }
     for k in &kernels {
-        let image = [
-            format!("/boot/initrd.img-{k}"),
-            format!("/boot/initramfs-{k}.img"),
-        ]
-        .into_iter()
-        .find(|img| root.join(img.trim_start_matches('/')).exists())
-        .with_context(|| format!("kernel {k} has no initramfs in the target's /boot"))?;
-        let lister = lister_for(&image, |p| boot::target_fs::exists(root, p));
-        let listing = Cmd::new("chroot")
-            .arg(root)
-            .args([lister, image.as_str()])
-            .run()
-            .with_context(|| format!("listing {image} with the target's own {lister}"))?
-            .stdout_str();
-        let builtin =
-            std::fs::read_to_string(root.join(format!("lib/modules/{k}/modules.builtin")))
-                .unwrap_or_default()
-                .contains("/dm-crypt.ko");
-        let missing = missing_for_unlock(&listing, builtin);
-        if !missing.is_empty() {
-            bail!(
-                "{image} cannot unlock the root: it lacks {}. Do not reboot; run `luksify migrate` again once this is fixed",
-                missing.join(", ")
-            );
-        }
-        println!("  {image}: has cryptsetup, a crypttab and the dm-crypt module");
-        // luksify's own unlock: its engine checks every piece of it too.
+        // Debian's, dracut's and old Red Hat mkinitrd's names.
+        let image = inject_target::image_names(None, k)
+            .into_iter()
+            .find(|img| root.join(img.trim_start_matches('/')).exists())
+            .with_context(|| format!("kernel {k} has no initramfs in the target's /boot"))?;
         let host = root.join(image.trim_start_matches('/'));
         let img = crate::initrd::Image::open(&host)?;
-        if inject_target::carries_luksify_unlock(&img) {
+        let ours = inject_target::carries_luksify_unlock(&img);
+        let exists = |p: &str| boot::target_fs::exists(root, p);
+        if ours && !has_lister(exists) {
+            // mkinitrd/nash ships no lister; luksify's engine reads the image.
+            println!(
+                "  {image}: the target has no lsinitramfs or lsinitrd to list it; luksify's own reader checks it"
+            );
+        } else {
+            let lister = lister_for(&image, exists);
+            let listing = Cmd::new("chroot")
+                .arg(root)
+                .args([lister, image.as_str()])
+                .run()
+                .with_context(|| format!("listing {image} with the target's own {lister}"))?
+                .stdout_str();
+            let builtin =
+                std::fs::read_to_string(root.join(format!("lib/modules/{k}/modules.builtin")))
+                    .unwrap_or_default()
+                    .contains("/dm-crypt.ko");
+            let missing = missing_for_unlock(&listing, builtin);
+            if !missing.is_empty() {
+                bail!(
+                    "{image} cannot unlock the root: it lacks {}. Do not reboot; run `luksify migrate` again once this is fixed",
+                    missing.join(", ")
+                );
+            }
+            println!("  {image}: has cryptsetup, a crypttab and the dm-crypt module");
+        }
+        // luksify's own unlock: its engine checks every piece of it too.
+        if ours {
             let v = inject_target::verdict(&img, u)?;
             if !v.ok() {
                 bail!(
@@ -447,6 +454,16 @@ fn verify(root: &Path, u: &inject_target::Unlock) -> Result<()> {
         }
     }
     Ok(())
+}
+
+const LISTERS: [&str; 2] = ["lsinitramfs", "lsinitrd"];
+const LISTER_DIRS: [&str; 4] = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"];
+
+/// Whether the target has a program that lists initramfs images.
+fn has_lister(exists: impl Fn(&str) -> bool) -> bool {
+    LISTERS
+        .iter()
+        .any(|l| LISTER_DIRS.iter().any(|d| exists(&format!("{d}/{l}"))))
 }
 
 /// The target's own lister for `image`: initramfs-tools' lsinitramfs for
@@ -504,6 +521,11 @@ mod tests {
         assert_eq!(lister_for(rh, itools), "lsinitramfs");
         // Neither found: the name's own lister, whose failure says which.
         assert_eq!(lister_for(deb, |_| false), "lsinitramfs");
+        assert!(has_lister(itools) && has_lister(dracut));
+        // CentOS 5's mkinitrd/nash has none.
+        assert!(!has_lister(
+            |p: &str| p == "/sbin/nash" || p == "/sbin/mkinitrd"
+        ));
     }
 
     #[test]

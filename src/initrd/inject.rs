@@ -21,7 +21,9 @@ use super::kmod::{self, KernelModules};
 const CRYPTSETUP: &str = "/sbin/cryptsetup";
 const LVM: &str = "/sbin/lvm";
 /// Applets the unlock script uses, linked to busybox when an image lacks them.
-const APPLETS: &[&str] = &["modprobe", "blkid", "stty", "sleep", "mkdir", "mount"];
+const APPLETS: &[&str] = &[
+    "modprobe", "blkid", "stty", "sleep", "mkdir", "mount", "mknod",
+];
 
 #[derive(Debug, Clone)]
 pub struct InjectOptions {

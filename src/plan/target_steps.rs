@@ -32,10 +32,16 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
         )
     } else {
         format!(
-            "the target's {} cannot unlock LUKS (Debian/Ubuntu: cryptsetup-initramfs is not installed), so luksify adds the unlock itself: into each kernel's existing image in /boot go cryptsetup and its libraries from the target (cryptsetup-bin), the cipher's dm-crypt modules and luksify's unlock hook, which asks for the passphrase at boot (3 tries). The original image is kept next to it as IMAGE.luksify-backup; the new one replaces it only after `luksify initrd verify` passes on it; an image that already unlocks this container is left alone. {}",
+            "the target's {} cannot unlock LUKS ({}), so luksify adds the unlock itself: into each kernel's existing image in /boot go cryptsetup and its libraries from the target (cryptsetup-bin), the cipher's dm-crypt modules and luksify's unlock hook, which asks for the passphrase at boot (3 tries). The original image is kept next to it as IMAGE.luksify-backup; the new one replaces it only after `luksify initrd verify` passes on it; an image that already unlocks this container is left alone. {}",
             t.initramfs_generator
                 .as_deref()
                 .unwrap_or("initramfs generator"),
+            if t.initramfs_generator.as_deref() == Some("nash") {
+                // The seed's situation: its init gets the unlock after mkblkdevs.
+                "mkinitrd's nash init opens no LUKS container; luksify's unlock runs from its /init right after `mkblkdevs`, finds the container by its LUKS UUID and activates the real VG"
+            } else {
+                "Debian/Ubuntu: cryptsetup-initramfs is not installed"
+            },
             if t.initramfs_generator.as_deref() == Some("initramfs-tools") {
                 "So that the target's own update-initramfs (a kernel update) keeps the unlock, luksify also installs an initramfs-tools hook (/etc/initramfs-tools/hooks/luksify, scripts/local-top/luksify there, and /etc/luksify/) that adds the same to every image it builds"
             } else {

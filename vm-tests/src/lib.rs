@@ -14,6 +14,7 @@ pub mod guest_kernel;
 pub mod host_closure;
 pub mod image_tree;
 pub mod kernel_update;
+pub mod legacy_target;
 pub mod live_env;
 pub mod logs;
 pub mod luksify_bin;

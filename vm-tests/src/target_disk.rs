@@ -34,7 +34,7 @@ pub const FREE_MIB: u64 = 32;
 /// Bump when the layout or the scripts run in the guest change.
 const RECIPE: &str = "vm-target-disk v2";
 
-const BOOT_CHECK: &str = include_str!("target_disk/boot-check.sh");
+pub(crate) const BOOT_CHECK: &str = include_str!("target_disk/boot-check.sh");
 const LAYOUT: &str = include_str!("target_disk/layout.sh");
 
 const T: Duration = Duration::from_secs(300);
@@ -286,7 +286,7 @@ pub fn build_variant(kernel: &GuestKernel, variant: Variant) -> Result<TargetDis
     })
 }
 
-fn du_mib(dir: &Path) -> Result<u64> {
+pub(crate) fn du_mib(dir: &Path) -> Result<u64> {
     let out = Cmd::new("du").args(["-sxm"]).arg(dir).run()?.stdout_str();
     out.split_whitespace()
         .next()
@@ -359,13 +359,25 @@ fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn drop_dir(d: &Path) -> Result<()> {
+pub(crate) fn drop_dir(d: &Path) -> Result<()> {
     std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))
 }
 
 fn mke2fs(src: &Path, img: &Path, uuid: &str, label: &str, mib: u64) -> Result<()> {
+    mke2fs_typed("ext4", src, img, uuid, label, mib)
+}
+
+/// An `fstype` (ext2, ext3, ext4) image of `mib` MiB holding `src`'s tree.
+pub(crate) fn mke2fs_typed(
+    fstype: &str,
+    src: &Path,
+    img: &Path,
+    uuid: &str,
+    label: &str,
+    mib: u64,
+) -> Result<()> {
     Cmd::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-U", uuid, "-L", label, "-d"])
+        .args(["-q", "-F", "-t", fstype, "-U", uuid, "-L", label, "-d"])
         .arg(src)
         .arg(img)
         .arg(format!("{mib}M"))
