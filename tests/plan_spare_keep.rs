@@ -427,4 +427,12 @@ fn a_spare_to_be_wiped_is_sized_by_the_layout_luksify_gives_it() {
     // /boot is never mistaken for someone else's filesystem.
     assert!(p.steps.iter().any(|s| matches!(&s.action,
         Action::Command { argv, .. } if argv.windows(2).any(|w| w == ["--wipe-partitions", "always"]))));
+    // The old ext4 on /dev/vdb1 is gone after that partitioning: the new
+    // /boot is made there, before the copy needs it.
+    let mkfs = position(
+        &p,
+        |a| matches!(a, Action::Command { argv, .. } if argv.iter().any(|x| x == "/sbin/mke2fs")),
+    );
+    let copy = position(&p, |a| matches!(a, Action::CopyBoot { .. }));
+    assert!(mkfs < copy);
 }

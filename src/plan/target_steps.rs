@@ -158,7 +158,13 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
 /// copied into it, and fstab pointed at it.
 fn boot_to_spare(snap: &Snapshot, t: &TargetOs, b: &SpareBoot) -> Vec<Step> {
     let mut v = Vec::new();
-    if snap.signature(&b.boot_part).is_none() {
+    // Only the filesystem this migration made (by its UUID) is kept: any
+    // other signature there now is wiped by the partitioning (--wipe-spare;
+    // without it the layout refuses), so the new /boot must be made.
+    let made = snap
+        .signature(&b.boot_part)
+        .is_some_and(|sig| sig.uuid.as_deref() == Some(b.uuid.as_str()));
+    if !made {
         v.push(Step {
             title: format!(
                 "Make the new /boot filesystem on {} ({}, UUID {})",
