@@ -6,7 +6,7 @@ mod common;
 
 use common::{MIB, seed, sim};
 use luksify::plan::{self, Action, Check, Choices, Plan, Refusal, Strategy};
-use luksify::probe::{Partition, PartitionTable, Signature, Snapshot};
+use luksify::probe::{FstabEntry, Partition, PartitionTable, Signature, Snapshot};
 
 const OLD_BOOT_UUID: &str = "b00710ad-0000-4000-8000-000000000001";
 const FSTAB: &str = "# /etc/fstab\n/dev/mapper/vg0-root /               ext4    errors=remount-ro 0       1\nUUID=b00710ad-0000-4000-8000-000000000001 /boot           ext4    defaults        0       2\n/dev/mapper/vg0-swap none            swap    sw              0       0\n";
@@ -435,4 +435,33 @@ fn a_spare_to_be_wiped_is_sized_by_the_layout_luksify_gives_it() {
     );
     let copy = position(&p, |a| matches!(a, Action::CopyBoot { .. }));
     assert!(mkfs < copy);
+}
+
+#[test]
+fn other_partitions_of_the_original_disk_in_fstab_are_refused() {
+    // A swap partition on the original disk, beside /boot and the PV: it
+    // would stay behind with the detached disk.
+    let mut s = seed();
+    let mut swap = s.disks[0].partitions[0].clone();
+    swap.path = "/dev/vda3".into();
+    swap.number = 3;
+    swap.signature = Some(Signature {
+        kind: "swap".into(),
+        uuid: Some("5a5a5a5a-0000-4000-8000-000000000003".into()),
+        label: None,
+        version: None,
+    });
+    s.disks[0].partitions.push(swap);
+    s.target.as_mut().unwrap().fstab.push(FstabEntry {
+        spec: "UUID=5a5a5a5a-0000-4000-8000-000000000003".into(),
+        mount_point: "none".into(),
+        fstype: "swap".into(),
+        options: "sw".into(),
+    });
+    let r = refusal(&s);
+    assert!(
+        matches!(&r, Refusal::SpareKeepOtherPartitions { uses, .. } if uses == "/dev/vda3 (none)"),
+        "{r:?}"
+    );
+    assert!(r.to_string().contains("--strategy spare-return"), "{r}");
 }

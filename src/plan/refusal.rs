@@ -153,6 +153,11 @@ pub enum Refusal {
     SpareKeepBootFs { device: String, fstype: String },
 
     #[error(
+        "--strategy spare-keep leaves {disk} to be detached, but the target's fstab also uses {uses} on it, which the spare does not get: the machine would wait for them at boot. Move that data into a logical volume of the volume group first, or use --strategy spare-return, which keeps {disk} in use"
+    )]
+    SpareKeepOtherPartitions { disk: String, uses: String },
+
+    #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"
     )]
     BackupOnChangedDisk { path: String, device: String },

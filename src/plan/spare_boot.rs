@@ -217,6 +217,25 @@ pub fn resolve(
             .unwrap_or_else(|| "unknown (blkid found no filesystem)".into());
         (kind, part.size.div_ceil(MIB) * MIB, Some(dev.clone()))
     };
+    // Swap, /home or anything else fstab takes from the original disk stays
+    // behind with it.
+    let left_behind: Vec<String> = target
+        .fstab
+        .iter()
+        .filter(|e| e.mount_point != "/boot")
+        .filter_map(|e| {
+            let d = crate::probe::target::resolve_spec(snap, &e.spec)?;
+            snap.disk_of(&d)
+                .is_some_and(|disk| disk.path == orig_disk)
+                .then(|| format!("{d} ({})", e.mount_point))
+        })
+        .collect();
+    if !left_behind.is_empty() {
+        return Err(Refusal::SpareKeepOtherPartitions {
+            disk: orig_disk,
+            uses: left_behind.join(", "),
+        });
+    }
     if !EXT_FILESYSTEMS.contains(&fstype.as_str()) {
         return Err(Refusal::SpareKeepBootFs {
             device: dev,
