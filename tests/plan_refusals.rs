@@ -434,3 +434,46 @@ fn whole_disk_original_pv() {
     assert!(matches!(r, Refusal::WholeDiskPv { .. }), "{r:?}");
     assert!(r.to_string().contains("partition"), "{r}");
 }
+
+#[test]
+fn a_root_whose_journal_needs_recovery_is_named_with_the_fix() {
+    // A real ext4 image marked as after a power loss (needs_recovery): the
+    // probe, which never replays a journal, names it.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("root.img");
+    let img_s = img.to_str().unwrap();
+    let run = |argv: &[&str]| {
+        let st = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{argv:?}");
+    };
+    run(&["truncate", "-s", "16M", img_s]);
+    run(&["mke2fs", "-q", "-F", "-t", "ext4", img_s]);
+    let mut s = seed();
+    s.target = None;
+    for lv in &mut s.lvm.lvs {
+        lv.dm_path = Some(img_s.to_string());
+    }
+    let src = &mut luksify::probe::source::RealSource;
+    assert!(luksify::probe::target::unreplayed_journals(src, &s).is_empty());
+    run(&["debugfs", "-w", "-R", "feature needs_recovery", img_s]);
+    let found = luksify::probe::target::unreplayed_journals(src, &s);
+    assert_eq!(found, vec![("vg0/root".to_string(), img_s.to_string())]);
+
+    s.unreplayed_journals = found;
+    let r = refusal(&s, &choices(Strategy::SpareReturn));
+    assert!(matches!(r, Refusal::NoRootLv { .. }), "{r:?}");
+    assert!(
+        r.to_string()
+            .contains("the journal of vg0/root needs recovery"),
+        "{r}"
+    );
+    assert!(
+        r.to_string().contains(&format!("`e2fsck -p {img_s}`")),
+        "{r}"
+    );
+}

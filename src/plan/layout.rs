@@ -288,11 +288,17 @@ fn no_root_detail(snap: &Snapshot) -> String {
         .filter(|l| l.is_public() && !l.active)
         .map(|l| l.full_name())
         .collect();
-    if inactive.is_empty() {
+    let mut d = if inactive.is_empty() {
         String::new()
     } else {
         format!(" (inactive: {})", inactive.join(", "))
+    };
+    for (lv, dev) in &snap.unreplayed_journals {
+        d.push_str(&format!(
+            "; the journal of {lv} needs recovery (the machine lost power or was not shut down cleanly), and luksify reads it without replaying the journal, so its newest files may be missing: replay it with `e2fsck -p {dev}`, then run luksify again"
+        ));
     }
+    d
 }
 
 /// The device an earlier run recorded in the VG's tags as the one being

@@ -59,9 +59,13 @@ pub fn collect(src: &mut dyn Source, inspect_target: bool) -> Result<Snapshot> {
         mounts,
         live_system_disks,
         target: None,
+        unreplayed_journals: Vec::new(),
     };
     if inspect_target {
         snap.target = target::inspect(src, &snap)?;
+        if snap.target.is_none() {
+            snap.unreplayed_journals = target::unreplayed_journals(src, &snap);
+        }
     }
     Ok(snap)
 }

@@ -19,6 +19,11 @@ pub struct Snapshot {
     pub live_system_disks: Vec<String>,
     /// What was found inside the target's root filesystem, when it could be read.
     pub target: Option<TargetOs>,
+    /// When no root was found: the candidate LVs (`VG/LV`, device) whose
+    /// ext3/ext4 journal needs recovery after an unclean shutdown. The probe
+    /// never replays a journal, so their newest files may be unreadable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreplayed_journals: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

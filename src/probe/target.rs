@@ -12,28 +12,8 @@ const MOUNT_BASE: &str = "/run/luksify/probe";
 const LINUX_FILESYSTEMS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "jfs", "reiserfs"];
 
 pub fn inspect(src: &mut dyn Source, snap: &Snapshot) -> Result<Option<TargetOs>> {
-    let candidates: Vec<&Lv> = snap
-        .lvm
-        .lvs
-        .iter()
-        .filter(|l| l.is_public() && l.active)
-        .filter(|l| {
-            l.filesystem
-                .as_ref()
-                .is_some_and(|f| LINUX_FILESYSTEMS.contains(&f.kind.as_str()))
-        })
-        .collect();
-    for lv in candidates {
-        let dev = lv
-            .dm_path
-            .clone()
-            .or_else(|| lv.path.clone())
-            .unwrap_or_default();
-        let fstype = lv
-            .filesystem
-            .as_ref()
-            .map(|f| f.kind.clone())
-            .unwrap_or_default();
+    for lv in candidates(snap) {
+        let (dev, fstype) = device_and_type(lv);
         let mp = format!("{MOUNT_BASE}/{}-{}", lv.vg, lv.name);
         let Some(root) = mount_ro(src, &dev, &fstype, &mp)? else {
             continue;
@@ -51,6 +31,59 @@ pub fn inspect(src: &mut dyn Source, snap: &Snapshot) -> Result<Option<TargetOs>
         }
     }
     Ok(None)
+}
+
+/// Active public LVs with a Linux filesystem: where the root may be.
+fn candidates(snap: &Snapshot) -> Vec<&Lv> {
+    snap.lvm
+        .lvs
+        .iter()
+        .filter(|l| l.is_public() && l.active)
+        .filter(|l| {
+            l.filesystem
+                .as_ref()
+                .is_some_and(|f| LINUX_FILESYSTEMS.contains(&f.kind.as_str()))
+        })
+        .collect()
+}
+
+fn device_and_type(lv: &Lv) -> (String, String) {
+    let dev = lv
+        .dm_path
+        .clone()
+        .or_else(|| lv.path.clone())
+        .unwrap_or_default();
+    let fstype = lv
+        .filesystem
+        .as_ref()
+        .map(|f| f.kind.clone())
+        .unwrap_or_default();
+    (dev, fstype)
+}
+
+/// The candidate LVs (`VG/LV`, device) whose ext3/ext4 journal needs
+/// recovery: read without replay (so that probing never writes), a file
+/// written just before a power loss can be missing from them, fstab
+/// included. dumpe2fs only reads the superblock.
+pub fn unreplayed_journals(src: &mut dyn Source, snap: &Snapshot) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for lv in candidates(snap) {
+        let (dev, fstype) = device_and_type(lv);
+        if !matches!(fstype.as_str(), "ext3" | "ext4") {
+            continue;
+        }
+        let Ok(out) = src.run(&["dumpe2fs", "-h", &dev]) else {
+            continue;
+        };
+        let needs = out.stdout.lines().any(|l| {
+            l.starts_with("Filesystem features:")
+                && l.split_whitespace().any(|f| f == "needs_recovery")
+        });
+        if out.code == 0 && needs {
+            found.push((lv.full_name(), dev));
+        }
+    }
+    found
 }
 
 /// Mounts read-only unless the device is already mounted; returns where to read.

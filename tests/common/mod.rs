@@ -133,6 +133,7 @@ pub fn built_seed() -> Snapshot {
             files: Default::default(),
             boot_view: None,
         }),
+        unreplayed_journals: Vec::new(),
     }
 }
 
