@@ -209,6 +209,9 @@ pub fn commands(action: &Action) -> Vec<String> {
                 "chroot {target_root} grub-install --target=i386-pc {}",
                 shell_quote(disk)
             ),
+            format!(
+                "echo 'grub-pc grub-pc/install_devices multiselect /dev/disk/by-id/…' | chroot {target_root} debconf-set-selections   # Debian: grub-pc upgrades reinstall on {disk}"
+            ),
             format!("chroot {target_root} grub-mkconfig -o /boot/grub/grub.cfg   # = update-grub"),
         ],
         Action::UnmountTarget { mount_point } => {

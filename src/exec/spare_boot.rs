@@ -119,6 +119,7 @@ pub fn grub_install(target_root: &str, disk: &str, boot_uuid: &str) -> Result<()
     for l in out.stderr.lines() {
         println!("  grub-install: {l}");
     }
+    remember_install_device(target_root, disk)?;
     Cmd::new("chroot")
         .args([target_root, "grub-mkconfig", "-o", "/boot/grub/grub.cfg"])
         .run()
@@ -134,9 +135,76 @@ pub fn grub_install(target_root: &str, disk: &str, boot_uuid: &str) -> Result<()
     Ok(())
 }
 
+/// Debian's grub-pc reinstalls GRUB on every upgrade onto the disks its
+/// debconf answer `grub-pc/install_devices` names: still the original disk,
+/// which the person detaches. The spare would keep an old core beside
+/// upgraded modules, which GRUB may fail to load. So the answer becomes the
+/// spare, by a name that survives reboots.
+fn remember_install_device(target_root: &str, disk: &str) -> Result<()> {
+    if !Path::new(target_root)
+        .join("usr/bin/debconf-set-selections")
+        .exists()
+    {
+        return Ok(());
+    }
+    // A kernel name (sdb) may name another disk at the next boot: GRUB
+    // would be written there. Without a by-id link the person chooses.
+    let Some(name) = stable_name(Path::new("/dev/disk/by-id"), disk) else {
+        println!(
+            "  no /dev/disk/by-id name for {disk} here (no udev?): after the first boot run `dpkg-reconfigure grub-pc` and choose that disk, so that GRUB upgrades reinstall GRUB on it"
+        );
+        return Ok(());
+    };
+    Cmd::new("chroot")
+        .args([target_root, "debconf-set-selections"])
+        .stdin_bytes(install_devices_answer(&name).into_bytes())
+        .run()
+        .context("recording the spare as GRUB's install device in the target's debconf")?;
+    println!("  grub-pc upgrades will install GRUB on {name}");
+    Ok(())
+}
+
+fn install_devices_answer(device: &str) -> String {
+    format!("grub-pc grub-pc/install_devices multiselect {device}\n")
+}
+
+/// The first (sorted) link in `by_id` that resolves to `disk` itself, not to
+/// one of its partitions.
+fn stable_name(by_id: &Path, disk: &str) -> Option<String> {
+    let want = std::fs::canonicalize(disk).ok()?;
+    let mut names: Vec<_> = std::fs::read_dir(by_id)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| std::fs::canonicalize(p).ok().as_ref() == Some(&want))
+        .collect();
+    names.sort();
+    names.first().map(|p| p.to_string_lossy().into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_spare_is_named_by_its_stable_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("vdb");
+        let part = dir.path().join("vdb1");
+        std::fs::write(&disk, "").unwrap();
+        std::fs::write(&part, "").unwrap();
+        let by_id = dir.path().join("by-id");
+        std::fs::create_dir(&by_id).unwrap();
+        std::os::unix::fs::symlink(&part, by_id.join("virtio-spare-part1")).unwrap();
+        std::os::unix::fs::symlink(&disk, by_id.join("virtio-spare")).unwrap();
+        let got = stable_name(&by_id, disk.to_str().unwrap()).unwrap();
+        assert_eq!(got, by_id.join("virtio-spare").to_string_lossy());
+        assert_eq!(stable_name(&by_id, "/nonexistent"), None);
+        assert_eq!(
+            install_devices_answer(&got),
+            format!("grub-pc grub-pc/install_devices multiselect {got}\n")
+        );
+    }
 
     #[test]
     fn fstab_is_retargeted_once_with_a_backup() {

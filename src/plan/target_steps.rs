@@ -109,7 +109,7 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
         v.push(Step {
             title: format!("Install GRUB on {} and regenerate its configuration", b.disk),
             why: format!(
-                "the target's own grub-install puts GRUB in {}'s {} and its modules in the new /boot, and update-grub writes a grub.cfg that finds /boot by the new UUID {}; the original disk's GRUB and /boot are left as they were",
+                "the target's own grub-install puts GRUB in {}'s {} and its modules in the new /boot, and update-grub writes a grub.cfg that finds /boot by the new UUID {}; the original disk's GRUB and /boot are left as they were; on Debian grub-pc's install device becomes the spare, so GRUB upgrades reinstall it there",
                 b.disk,
                 if b.gpt() { "MBR and BIOS boot partition" } else { "MBR and the gap after it" },
                 b.uuid

@@ -84,6 +84,12 @@ fn spare_keep_boots_from_the_spare_alone() {
         "{text}"
     );
     assert!(text.contains("GRUB installed on /dev/vdb"), "{text}");
+    // The live guest has no udev, so no by-id name to give grub-pc's
+    // debconf: the person is told to choose the disk after the first boot.
+    assert!(
+        text.contains("run `dpkg-reconfigure grub-pc` and choose that disk"),
+        "{text}"
+    );
     let uuid = sh(c, "cryptsetup luksUUID /dev/vdb2").trim().to_string();
     let new_boot_uuid = sh(c, "blkid -s UUID -o value /dev/vdb1").trim().to_string();
     assert_ne!(new_boot_uuid, old_boot_uuid);
