@@ -47,6 +47,19 @@ pub fn copy_boot(target_root: &str, from: Option<&str>, to: &str, fstype: &str) 
             "the target's fstab no longer names the original /boot, but the copy into {to} never finished ({COPY_MARKER} is missing). Nothing was copied. Put the original /boot line back in the target's /etc/fstab (its backup is /etc/fstab.luksify-backup) and run luksify again"
         )
     })?;
+    // Mounted without journal replay (nothing is written to the original),
+    // a /boot shut down uncleanly could yield an incomplete copy.
+    if fstype != "ext2" {
+        let header = Cmd::new("dumpe2fs")
+            .args(["-h", from])
+            .run()
+            .with_context(|| format!("reading the superblock of the original /boot {from}"))?;
+        if crate::probe::target::journal_needs_recovery(&header.stdout_str()) {
+            bail!(
+                "the journal of the original /boot {from} needs recovery (it was not unmounted cleanly), so a copy made without replaying it could miss files. Nothing was copied. Replay it with `e2fsck -p {from}` and run luksify again"
+            );
+        }
+    }
     std::fs::create_dir_all(OLD_BOOT_MOUNT)
         .with_context(|| format!("creating {OLD_BOOT_MOUNT}"))?;
     if !is_mounted(OLD_BOOT_MOUNT) {

@@ -75,15 +75,18 @@ pub fn unreplayed_journals(src: &mut dyn Source, snap: &Snapshot) -> Vec<(String
         let Ok(out) = src.run(&["dumpe2fs", "-h", &dev]) else {
             continue;
         };
-        let needs = out.stdout.lines().any(|l| {
-            l.starts_with("Filesystem features:")
-                && l.split_whitespace().any(|f| f == "needs_recovery")
-        });
-        if out.code == 0 && needs {
+        if out.code == 0 && journal_needs_recovery(&out.stdout) {
             found.push((lv.full_name(), dev));
         }
     }
     found
+}
+
+/// Whether `dumpe2fs -h` output shows a journal still to be replayed.
+pub fn journal_needs_recovery(dumpe2fs_header: &str) -> bool {
+    dumpe2fs_header.lines().any(|l| {
+        l.starts_with("Filesystem features:") && l.split_whitespace().any(|f| f == "needs_recovery")
+    })
 }
 
 /// Mounts read-only unless the device is already mounted; returns where to read.
