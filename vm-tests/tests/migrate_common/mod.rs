@@ -219,9 +219,20 @@ pub fn update_kernel(
         Some(rel.as_str()),
         "the new kernel is not GRUB's default entry:\n{grub_cfg}"
     );
-    sh(
-        c,
-        "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
+    // Unmounting writes back the new kernel, its modules and image (over
+    // 100 MB through dm-crypt under TCG): on a loaded machine that took
+    // more than sh's two minutes once.
+    let out = c
+        .exec(
+            "for f in run sys proc dev boot; do umount /t/$f; done; umount /t && vgchange -an vg0",
+            Duration::from_secs(900),
+        )
+        .unwrap();
+    assert_eq!(
+        out.code,
+        0,
+        "unmounting the target failed: {}",
+        out.stderr_str()
     );
     sh(c, &format!("cryptsetup close luks-{uuid}"));
     g.poweroff(BOOT).unwrap();
