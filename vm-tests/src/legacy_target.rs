@@ -33,7 +33,6 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use luksify::initrd::elf::{self, inroot};
@@ -41,8 +40,6 @@ use luksify::sys::process::Cmd;
 
 use crate::guest_kernel::{GuestKernel, parse_show_depends};
 use crate::host_closure::find_program;
-use crate::live_env::{self, PROMPT};
-use crate::qemu::GuestBuilder;
 use crate::target_disk::{self, SUMS_PATH, Variant};
 use crate::{cache, cpio, debian_pkgs, disk};
 
@@ -51,10 +48,12 @@ pub const ROOT_LV: &str = "LogVol00";
 pub const SWAP_LV: &str = "LogVol01";
 pub const BOOT_UUID: &str = "0b0a1e5c-0000-4000-8000-00000000c500";
 pub const ROOT_UUID: &str = "0b0a1e5c-0000-4000-8000-00000000c5f0";
-pub const BOOT_MIB: u64 = 256;
-pub const SWAP_MIB: u64 = 64;
+/// The sizes of the seed target's layout: the disk is laid out by
+/// [`target_disk::lay_out_in_guest`].
+pub const BOOT_MIB: u64 = target_disk::BOOT_MIB;
+pub const SWAP_MIB: u64 = target_disk::SWAP_MIB;
 /// Unallocated in the VG: room for the LUKS2 header spare-return needs.
-pub const FREE_MIB: u64 = 32;
+pub const FREE_MIB: u64 = target_disk::FREE_MIB;
 /// Bump when the layout or the scripts change.
 const RECIPE: &str = "vm-legacy-target v2";
 
@@ -424,35 +423,15 @@ fn build_into(kernel: &GuestKernel, root: &Path, grub: &Path, dir: &Path) -> Res
     target_disk::drop_dir(&boot_staging)?;
 
     let image = dir.join("target.img");
-    let total = 1 + BOOT_MIB + root_mib + SWAP_MIB + 4 + FREE_MIB;
-    disk::create_sparse(&image, total * disk::MIB)?;
-    let t = Duration::from_secs(300);
-    let live = live_env::build(kernel, &[])?;
-    let mut g = GuestBuilder::new("legacy-disk-build")
-        .kernel(&live.kernel)
-        .initrd(&live.initrd)
-        .append(&live.append)
-        .disk_with_serial(&image, "target")
-        .disk_with_serial(&boot_img, "bootimg")
-        .disk_with_serial(&root_img, "rootimg")
-        .start()?;
-    let c = g.console();
-    c.wait_for("luksify-live: ready", t)?;
-    c.init_shell(PROMPT, t)?;
-    c.put_file("/tmp/layout.sh", LAYOUT.as_bytes(), t)?;
-    let out = c.exec(
-        &format!("BOOT_MIB={BOOT_MIB} ROOT_MIB={root_mib} SWAP_MIB={SWAP_MIB} sh /tmp/layout.sh"),
-        Duration::from_secs(600),
+    target_disk::lay_out_in_guest(
+        kernel,
+        "legacy-disk-build",
+        &image,
+        [&boot_img, &root_img],
+        root_mib,
+        LAYOUT,
+        "",
     )?;
-    if out.code != 0 {
-        bail!(
-            "laying out the legacy disk failed ({}):\n{}\n{}",
-            out.code,
-            out.stdout_str(),
-            out.stderr_str()
-        );
-    }
-    g.poweroff(t)?;
     install_grub(grub, &image)?;
     fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;
     fs::write(dir.join("kver"), format!("{kver}\n"))?;

@@ -321,41 +321,66 @@ fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
     drop_dir(&boot_staging)?;
 
     let image = dir.join("target.img");
+    lay_out_in_guest(
+        kernel,
+        "target-disk-build",
+        &image,
+        [&boot_img, &root_img],
+        root_mib,
+        LAYOUT,
+        &format!("VG={VG}"),
+    )?;
+    std::fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;
+    Ok(())
+}
+
+/// Makes the empty disk `image` for a layout of `root_mib` MiB of root,
+/// then runs `script` in a live guest that sees it as vda and the host-made
+/// /boot and root filesystem images as vdb and vdc, with BOOT_MIB,
+/// ROOT_MIB, SWAP_MIB and `extra_env` in its environment. `name` names the
+/// guest (and its log).
+pub(crate) fn lay_out_in_guest(
+    kernel: &GuestKernel,
+    name: &str,
+    image: &Path,
+    [boot_img, root_img]: [&Path; 2],
+    root_mib: u64,
+    script: &str,
+    extra_env: &str,
+) -> Result<()> {
     // 1 MiB label gap + /boot + PV: root + swap + 1 MiB of LVM metadata +
     // FREE_MIB unallocated, the room a LUKS2 header (16 MiB) takes when
     // spare-return turns the PV's partition into a container.
     let total = 1 + BOOT_MIB + root_mib + SWAP_MIB + 4 + FREE_MIB;
-    disk::create_sparse(&image, total * disk::MIB)?;
-
+    disk::create_sparse(image, total * disk::MIB)?;
     let live = live_env::build(kernel, &[])?;
-    let mut g = GuestBuilder::new("target-disk-build")
+    let mut g = GuestBuilder::new(name)
         .kernel(&live.kernel)
         .initrd(&live.initrd)
         .append(&live.append)
-        .disk_with_serial(&image, "target")
-        .disk_with_serial(&boot_img, "bootimg")
-        .disk_with_serial(&root_img, "rootimg")
+        .disk_with_serial(image, "target")
+        .disk_with_serial(boot_img, "bootimg")
+        .disk_with_serial(root_img, "rootimg")
         .start()?;
     let c = g.console();
     c.wait_for("luksify-live: ready", T)?;
     c.init_shell(PROMPT, T)?;
-    c.put_file("/tmp/layout.sh", LAYOUT.as_bytes(), T)?;
+    c.put_file("/tmp/layout.sh", script.as_bytes(), T)?;
     let out = c.exec(
         &format!(
-            "BOOT_MIB={BOOT_MIB} ROOT_MIB={root_mib} SWAP_MIB={SWAP_MIB} VG={VG} sh /tmp/layout.sh"
+            "BOOT_MIB={BOOT_MIB} ROOT_MIB={root_mib} SWAP_MIB={SWAP_MIB} {extra_env} sh /tmp/layout.sh"
         ),
         Duration::from_secs(600),
     )?;
     if out.code != 0 {
         bail!(
-            "laying out the target disk failed ({}):\n{}\n{}",
+            "laying out the disk ({name}) failed ({}):\n{}\n{}",
             out.code,
             out.stdout_str(),
             out.stderr_str()
         );
     }
     g.poweroff(T)?;
-    std::fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;
     Ok(())
 }
 
