@@ -8,11 +8,37 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::console::Console;
 use crate::qemu::{Guest, GuestBuilder};
 use crate::target_disk::TargetDisk;
 
 /// initramfs-tools' cryptroot prompt, as the target prints it.
 pub const UNLOCK_PROMPT: &str = "Please unlock disk [^:]+: ";
+
+/// The prompt of luksify's own unlock (initramfs/luksify-unlock) at `attempt`.
+pub fn luksify_prompt(attempt: u32) -> String {
+    format!(r"Passphrase to unlock \S+ \(attempt {attempt} of 3\): ")
+}
+
+/// At luksify's unlock prompt: a wrong passphrase first, which must be
+/// refused, then `passphrase` at the second attempt.
+pub fn refused_then_unlocked(c: &mut Console, passphrase: &str) -> Result<()> {
+    c.send_secret_after(
+        &luksify_prompt(1),
+        b"not-the-passphrase",
+        Duration::from_secs(300),
+    )?;
+    c.wait_for(
+        "luksify: that passphrase did not unlock",
+        Duration::from_secs(120),
+    )?;
+    c.send_secret_after(
+        &luksify_prompt(2),
+        passphrase.as_bytes(),
+        Duration::from_secs(60),
+    )?;
+    Ok(())
+}
 
 /// Boots `target` (SeaBIOS → GRUB → kernel → initramfs), alone or with a
 /// second disk attached. After spare-keep the spare is the disk to boot: it

@@ -21,11 +21,7 @@ use common::*;
 use migrate_common::{Scenario, Unlock, kernel_update_boots, migrate_yes, store_secret};
 use vm_tests::qemu::GuestBuilder;
 use vm_tests::target_disk::Variant;
-
-/// The prompt of initramfs/luksify-unlock.
-fn prompt(attempt: u32) -> String {
-    format!(r"Passphrase to unlock \S+ \(attempt {attempt} of 3\): ")
-}
+use vm_tests::unlock_boot::{luksify_prompt, refused_then_unlocked};
 
 #[test]
 fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
@@ -86,15 +82,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
         .start()
         .unwrap();
     let c = g.console();
-    c.send_secret_after(&prompt(1), b"not-the-passphrase", Duration::from_secs(300))
-        .unwrap();
-    c.wait_for(
-        "luksify: that passphrase did not unlock",
-        Duration::from_secs(120),
-    )
-    .unwrap();
-    c.send_secret_after(&prompt(2), PASSPHRASE.as_bytes(), Duration::from_secs(60))
-        .unwrap();
+    refused_then_unlocked(c, PASSPHRASE).unwrap();
     let report = c
         .wait_for("BOOTCHECK: end", Duration::from_secs(240))
         .unwrap();
@@ -136,7 +124,7 @@ fn inject_flow_without_cryptsetup_initramfs_boots_after_a_wrong_passphrase() {
         "migrate-inject-flow",
         &uuid,
         Unlock::Luksify,
-        &prompt(1),
+        &luksify_prompt(1),
         t0,
     );
     assert!(!report.text.contains("did not unlock"), "{}", report.text);

@@ -27,11 +27,7 @@ use vm_tests::legacy_target::{self, LegacyBoot, ROOT_LV, SWAP_LV, VG};
 use vm_tests::live_env::{self, PROMPT};
 use vm_tests::luksify_bin;
 use vm_tests::qemu::{Guest, GuestBuilder};
-
-/// The prompt of initramfs/luksify-unlock.
-fn prompt(attempt: u32) -> String {
-    format!(r"Passphrase to unlock \S+ \(attempt {attempt} of 3\): ")
-}
+use vm_tests::unlock_boot::refused_then_unlocked;
 
 /// Boots `target` alone: SeaBIOS → GRUB legacy in the MBR → the default
 /// stanza's kernel (boot-check reports the command line it got).
@@ -182,15 +178,7 @@ fn legacy_layout_with_nash_boots_after_a_wrong_passphrase() {
     let t_boot = Instant::now();
     let mut g = boot_through_grub("migrate-legacy-flow-boot", &target);
     let c = g.console();
-    c.send_secret_after(&prompt(1), b"not-the-passphrase", Duration::from_secs(300))
-        .unwrap();
-    c.wait_for(
-        "luksify: that passphrase did not unlock",
-        Duration::from_secs(120),
-    )
-    .unwrap();
-    c.send_secret_after(&prompt(2), PASSPHRASE.as_bytes(), Duration::from_secs(60))
-        .unwrap();
+    refused_then_unlocked(c, PASSPHRASE).unwrap();
     let text = report(&mut g);
     eprintln!(
         "timings: artefacts {ready:.1?}, unencrypted boot {plain_time:.1?}, migrate {migrate_time:.1?}, boot+wrong+right passphrase+check {:.1?}, total {:.1?}",
