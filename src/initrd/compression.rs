@@ -187,7 +187,6 @@ fn decompress_zstd(input: &[u8], limit: u64) -> Result<Decoded, DecodeError> {
             out.try_reserve_exact(more as usize)
                 .map_err(|_| DecodeError::TooLarge)?;
         }
-        advise_huge_pages(&mut out);
         let before = (src.pos(), out.len());
         let pos = out.len();
         let hint = dctx
@@ -211,28 +210,6 @@ fn decompress_zstd(input: &[u8], limit: u64) -> Result<Decoded, DecodeError> {
         data: out,
         consumed: src.pos(),
     })
-}
-
-/// Asks the kernel to back a large buffer's spare capacity with transparent huge
-/// pages (where THP is in "madvise" mode, the usual default). Filling 100+ MB of
-/// fresh memory 4 KiB at a time costs one page fault per page, which measured as a
-/// large share of decompression time on a VM; 2 MiB pages make that 512x fewer.
-/// Only advice: ignored where unsupported.
-pub(crate) fn advise_huge_pages(buf: &mut Vec<u8>) {
-    const PAGE: usize = 4096;
-    if buf.capacity() - buf.len() < 4 << 20 {
-        return;
-    }
-    let start = buf.as_mut_ptr() as usize + buf.len();
-    let end = buf.as_mut_ptr() as usize + buf.capacity();
-    let (a, b) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
-    if b > a {
-        // SAFETY: [a, b) lies inside the Vec's own allocation; MADV_HUGEPAGE only
-        // changes how the kernel backs those pages, never their contents.
-        unsafe {
-            nix::libc::madvise(a as *mut nix::libc::c_void, b - a, nix::libc::MADV_HUGEPAGE);
-        }
-    }
 }
 
 fn consumed(input: &[u8], rest: &[u8], data: Vec<u8>) -> Decoded {

@@ -101,8 +101,8 @@ pub struct Image {
     next_ino: u32,
 }
 
-/// Reads a whole file into a buffer sized from its length and advised for huge
-/// pages (fewer page faults for a 50 MB image than `fs::read`).
+/// Reads a whole file into a buffer sized from its length, reserved fallibly: an
+/// image larger than memory is an error to report, not an abort.
 fn read_file(p: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = std::fs::File::open(p)?;
@@ -110,7 +110,6 @@ fn read_file(p: &Path) -> std::io::Result<Vec<u8>> {
     let mut raw = Vec::new();
     raw.try_reserve_exact(usize::try_from(len).unwrap_or(0).saturating_add(1))
         .map_err(std::io::Error::other)?;
-    super::compression::advise_huge_pages(&mut raw);
     f.read_to_end(&mut raw)?;
     Ok(raw)
 }

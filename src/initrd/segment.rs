@@ -145,7 +145,7 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
                 padding: 0,
                 compression: Compression::None,
                 format,
-                data: copy_advised(&rest[..consumed]),
+                data: rest[..consumed].to_vec(),
                 entries,
                 contents: true,
             }
@@ -246,15 +246,6 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
         return Err(ArchiveError::Empty);
     }
     Ok((leading, segments))
-}
-
-/// A copy of an uncompressed segment (often 15-25 MB of firmware) in memory
-/// advised for huge pages.
-fn copy_advised(b: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(b.len());
-    super::compression::advise_huge_pages(&mut v);
-    v.extend_from_slice(b);
-    v
 }
 
 fn skip_zeros(raw: &[u8], from: usize) -> usize {

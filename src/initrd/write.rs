@@ -334,7 +334,6 @@ pub fn rewrite(image: &Image, opts: &WriteOptions) -> Result<Vec<u8>, ArchiveErr
     relink_hard_link_sets(image, &mut fates);
 
     let mut out = Vec::with_capacity(image.raw().len() + image.raw().len() / 4);
-    super::compression::advise_huge_pages(&mut out);
     out.extend_from_slice(&image.raw()[..image.leading_zeros() as usize]);
     for (si, seg) in segs.iter().enumerate() {
         let target = if si == main {
