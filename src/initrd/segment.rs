@@ -80,151 +80,19 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
     let mut budget = opts.max_decompressed;
     let mut segments: Vec<Segment> = Vec::new();
     while pos < raw.len() {
-        let index = segments.len();
+        let at = At {
+            index: segments.len(),
+            pos,
+            limit: opts.max_decompressed,
+        };
         let rest = &raw[pos..];
-        let mut seg = if let Some(format) = CpioFormat::detect(rest)
-            && !opts.contents
-        {
+        let mut seg = if let Some(format) = CpioFormat::detect(rest) {
             if !pos.is_multiple_of(4) {
                 return Err(ArchiveError::Misaligned { offset: pos as u64 });
             }
-            let (skeleton, entries, consumed) = skim::skim_plain(rest).map_err(|e| {
-                let (at, problem) = match e {
-                    SkimError::Cpio(at, problem) => (at, problem),
-                    SkimError::Decode(d) => (0, format!("{d:?}")),
-                };
-                ArchiveError::Cpio {
-                    segment: index,
-                    offset: pos as u64,
-                    compression: Compression::None,
-                    entry_offset: at as u64,
-                    problem,
-                }
-            })?;
-            if consumed as u64 > budget {
-                return Err(ArchiveError::TooLarge {
-                    segment: index,
-                    offset: pos as u64,
-                    limit: opts.max_decompressed,
-                });
-            }
-            budget -= consumed as u64;
-            Segment {
-                offset: pos as u64,
-                length: consumed as u64,
-                padding: 0,
-                compression: Compression::None,
-                format,
-                data: skeleton,
-                entries,
-                contents: false,
-            }
-        } else if let Some(format) = CpioFormat::detect(rest) {
-            if !pos.is_multiple_of(4) {
-                return Err(ArchiveError::Misaligned { offset: pos as u64 });
-            }
-            let (entries, consumed) =
-                parse_archive(rest, true).map_err(|(at, problem)| ArchiveError::Cpio {
-                    segment: index,
-                    offset: pos as u64,
-                    compression: Compression::None,
-                    entry_offset: at as u64,
-                    problem,
-                })?;
-            if consumed as u64 > budget {
-                return Err(ArchiveError::TooLarge {
-                    segment: index,
-                    offset: pos as u64,
-                    limit: opts.max_decompressed,
-                });
-            }
-            budget -= consumed as u64;
-            Segment {
-                offset: pos as u64,
-                length: consumed as u64,
-                padding: 0,
-                compression: Compression::None,
-                format,
-                data: rest[..consumed].to_vec(),
-                entries,
-                contents: true,
-            }
-        } else if let Some(compression) = Compression::detect(rest)
-            && !opts.contents
-        {
-            let s = skim::skim(compression, rest, budget).map_err(|e| match e {
-                SkimError::Decode(DecodeError::TooLarge) => ArchiveError::TooLarge {
-                    segment: index,
-                    offset: pos as u64,
-                    limit: opts.max_decompressed,
-                },
-                SkimError::Decode(DecodeError::Corrupt(detail)) => ArchiveError::Decompress {
-                    segment: index,
-                    offset: pos as u64,
-                    compression,
-                    detail,
-                },
-                SkimError::Cpio(at, problem) => ArchiveError::Cpio {
-                    segment: index,
-                    offset: pos as u64,
-                    compression,
-                    entry_offset: at as u64,
-                    problem,
-                },
-            })?;
-            budget -= s.decoded;
-            Segment {
-                offset: pos as u64,
-                length: s.consumed as u64,
-                padding: 0,
-                compression,
-                format: s
-                    .entries
-                    .first()
-                    .map(|e| e.header.format)
-                    .unwrap_or(CpioFormat::Newc),
-                data: s.skeleton,
-                entries: s.entries,
-                contents: false,
-            }
+            plain_segment(rest, format, opts.contents, at, &mut budget)?
         } else if let Some(compression) = Compression::detect(rest) {
-            let decoded =
-                compression::decompress(compression, rest, budget).map_err(|e| match e {
-                    DecodeError::TooLarge => ArchiveError::TooLarge {
-                        segment: index,
-                        offset: pos as u64,
-                        limit: opts.max_decompressed,
-                    },
-                    DecodeError::Corrupt(detail) => ArchiveError::Decompress {
-                        segment: index,
-                        offset: pos as u64,
-                        compression,
-                        detail,
-                    },
-                })?;
-            budget -= decoded.data.len() as u64;
-            let cpio_err = |(at, problem): (usize, String)| ArchiveError::Cpio {
-                segment: index,
-                offset: pos as u64,
-                compression,
-                entry_offset: at as u64,
-                problem,
-            };
-            let (entries, _) = parse_archive(&decoded.data, false).map_err(cpio_err)?;
-            let format = entries
-                .first()
-                .map(|e| e.header.format)
-                .unwrap_or(CpioFormat::Newc);
-            Segment {
-                offset: pos as u64,
-                length: decoded.consumed as u64,
-                padding: 0,
-                compression,
-                format,
-                data: decoded.data,
-                entries,
-                contents: true,
-            }
+            compressed_segment(rest, compression, opts.contents, at, &mut budget)?
         } else {
             let found = rest
                 .iter()
@@ -246,6 +114,128 @@ pub fn read_segments(raw: &[u8], opts: &ReadOptions) -> Result<(u64, Vec<Segment
         return Err(ArchiveError::Empty);
     }
     Ok((leading, segments))
+}
+
+/// Which segment is being read and where, for its errors.
+#[derive(Clone, Copy)]
+struct At {
+    index: usize,
+    pos: usize,
+    limit: u64,
+}
+
+impl At {
+    fn cpio(self, compression: Compression, (at, problem): (usize, String)) -> ArchiveError {
+        ArchiveError::Cpio {
+            segment: self.index,
+            offset: self.pos as u64,
+            compression,
+            entry_offset: at as u64,
+            problem,
+        }
+    }
+
+    fn too_large(self) -> ArchiveError {
+        ArchiveError::TooLarge {
+            segment: self.index,
+            offset: self.pos as u64,
+            limit: self.limit,
+        }
+    }
+
+    fn decode(self, compression: Compression, e: DecodeError) -> ArchiveError {
+        match e {
+            DecodeError::TooLarge => self.too_large(),
+            DecodeError::Corrupt(detail) => ArchiveError::Decompress {
+                segment: self.index,
+                offset: self.pos as u64,
+                compression,
+                detail,
+            },
+        }
+    }
+
+    fn skim(self, compression: Compression, e: SkimError) -> ArchiveError {
+        match e {
+            SkimError::Decode(d) => self.decode(compression, d),
+            SkimError::Cpio(at, problem) => self.cpio(compression, (at, problem)),
+        }
+    }
+}
+
+/// Takes `n` decompressed bytes from what the image may still decompress to.
+fn spend(budget: &mut u64, n: u64, at: At) -> Result<(), ArchiveError> {
+    *budget = budget.checked_sub(n).ok_or_else(|| at.too_large())?;
+    Ok(())
+}
+
+/// An uncompressed cpio at the start of `rest`, up to its first trailer; skimmed
+/// (headers, names and symlink targets only) unless `contents`.
+fn plain_segment(
+    rest: &[u8],
+    format: CpioFormat,
+    contents: bool,
+    at: At,
+    budget: &mut u64,
+) -> Result<Segment, ArchiveError> {
+    let none = Compression::None;
+    let (data, entries, consumed) = if contents {
+        let (entries, consumed) = parse_archive(rest, true).map_err(|e| at.cpio(none, e))?;
+        spend(budget, consumed as u64, at)?;
+        (rest[..consumed].to_vec(), entries, consumed)
+    } else {
+        let (skeleton, entries, consumed) =
+            skim::skim_plain(rest).map_err(|e| at.skim(none, e))?;
+        spend(budget, consumed as u64, at)?;
+        (skeleton, entries, consumed)
+    };
+    Ok(Segment {
+        offset: at.pos as u64,
+        length: consumed as u64,
+        padding: 0,
+        compression: none,
+        format,
+        data,
+        entries,
+        contents,
+    })
+}
+
+/// A compressed stream at the start of `rest`, decoded whole, or skimmed unless
+/// `contents`; the decoder says where the stream ends.
+fn compressed_segment(
+    rest: &[u8],
+    compression: Compression,
+    contents: bool,
+    at: At,
+    budget: &mut u64,
+) -> Result<Segment, ArchiveError> {
+    let (data, entries, consumed) = if contents {
+        let decoded = compression::decompress(compression, rest, *budget)
+            .map_err(|e| at.decode(compression, e))?;
+        spend(budget, decoded.data.len() as u64, at)?;
+        let (entries, _) =
+            parse_archive(&decoded.data, false).map_err(|e| at.cpio(compression, e))?;
+        (decoded.data, entries, decoded.consumed)
+    } else {
+        let s = skim::skim(compression, rest, *budget).map_err(|e| at.skim(compression, e))?;
+        spend(budget, s.decoded, at)?;
+        (s.skeleton, s.entries, s.consumed)
+    };
+    let format = entries
+        .first()
+        .map(|e| e.header.format)
+        .unwrap_or(CpioFormat::Newc);
+    Ok(Segment {
+        offset: at.pos as u64,
+        length: consumed as u64,
+        padding: 0,
+        compression,
+        format,
+        data,
+        entries,
+        contents,
+    })
 }
 
 fn skip_zeros(raw: &[u8], from: usize) -> usize {
