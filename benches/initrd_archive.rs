@@ -19,14 +19,22 @@
 //!   find | LC_ALL=C sort | cpio -o -H newc | compress.
 //! - 3cpio: 3cpio --extract --parts N (the main segment), cp the files in,
 //!   3cpio --create from a sorted manifest with "#cpio: zstd -1" (3cpio adds -T0).
-//! - overlay: Image::parse_with(contents: false) (every header, name and symlink
-//!   target is read, file contents are decoded but not kept), add_file x3, write
-//!   overlay; the product's `initrd inject` needs file contents and reads them all.
-//! - rewrite: Image::parse, add_file x3, write rewrite.
+//! - overlay: Image::open_with(contents: false) (every header, name and symlink
+//!   target is read, file contents are decoded but not kept), add_file x3 (read
+//!   from the same files as the tools'), write overlay; the product's `initrd
+//!   inject` needs file contents and reads them all.
+//! - rewrite: Image::open, add_file x3, write rewrite.
 //!
-//! Rounds interleave the contenders so load from other processes hits them alike;
-//! ratios are computed per round and reported as ranges. Peak memory is measured in
-//! a child process per mode (VmHWM of a process that only reads, injects, writes).
+//! Each writes to a file that does not exist yet (the previous round's output is
+//! removed outside the timing), so no one is timed freeing an old output's pages.
+//!
+//! Every contender runs as a fresh process per round, as the CLI does: ours too
+//! (this bench re-run as a child), so first-touch memory costs count for everyone
+//! and a warm heap from an earlier round flatters no one. CPU is that of the
+//! waited-for children. Rounds interleave the contenders so load from other
+//! processes hits them alike; ratios are computed per round and reported as ranges.
+//! Peak memory is measured in a child process per mode (VmHWM of a process that
+//! only reads, injects, writes).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,18 +46,34 @@ use luksify::sys::process::Cmd;
 
 const LEVEL: i32 = 1;
 
-fn payload() -> Vec<u8> {
-    (0..4_000_000u32).map(|i| (i % 251) as u8).collect()
+/// The three files every contender adds, and their modes.
+const ADDED: [(&str, u32); 3] = [
+    ("usr/sbin/cryptsetup", 0o755),
+    ("usr/lib/libcrypto.so.3", 0o644),
+    ("etc/crypttab", 0o644),
+];
+
+/// Writes the added files under `dir`, where every contender reads them from.
+fn write_added(dir: &Path) {
+    let payload: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    let contents = [
+        &payload[..200_000],
+        &payload[..],
+        b"root UUID=x none luks\n".as_slice(),
+    ];
+    for ((name, _), data) in ADDED.iter().zip(contents) {
+        let f = dir.join(name);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, data).unwrap();
+    }
 }
 
-/// The bench's "inject": the same three files every contender adds.
-fn inject(img: &mut Image, payload: &[u8]) {
-    img.add_file("usr/sbin/cryptsetup", payload[..200_000].to_vec(), 0o755)
-        .unwrap();
-    img.add_file("usr/lib/libcrypto.so.3", payload.to_vec(), 0o644)
-        .unwrap();
-    img.add_file("etc/crypttab", b"root UUID=x none luks\n".to_vec(), 0o644)
-        .unwrap();
+/// The bench's "inject": the added files, read from `files` as the tools read them.
+fn inject(img: &mut Image, files: &Path) {
+    for (name, mode) in ADDED {
+        let data = std::fs::read(files.join(name)).expect("reading an added file");
+        img.add_file(name, data, mode).unwrap();
+    }
 }
 
 fn write_opts(mode: WriteMode) -> WriteOptions {
@@ -66,13 +90,13 @@ fn write_opts(mode: WriteMode) -> WriteOptions {
 /// Reads the image file, injects, writes the result to `out` (as the CLI does:
 /// an overlay writes the original bytes and its tail without joining them);
 /// returns the size written.
-fn ours(image: &Path, out: &Path, mode: WriteMode, payload: &[u8]) -> usize {
+fn ours(image: &Path, out: &Path, mode: WriteMode, files: &Path) -> usize {
     let read = ReadOptions {
         contents: mode == WriteMode::Rewrite,
         ..ReadOptions::default()
     };
     let mut img = Image::open_with(image, &read).expect("reading the image");
-    inject(&mut img, payload);
+    inject(&mut img, files);
     let w = write_parts(&img, &write_opts(mode)).expect("write");
     let want = if mode == WriteMode::Overlay {
         Method::Overlay
@@ -192,25 +216,42 @@ fn range(v: &[f64]) -> String {
     format!("{lo:.1}-{hi:.1}")
 }
 
+/// Wall and CPU time of one read + inject + write in a fresh process.
+fn ours_in_child(image: &Path, files: &Path, out: &Path, mode: &str) -> (Duration, f64) {
+    time(CHILDREN, || {
+        Cmd::new(std::env::current_exe().unwrap())
+            .env("LUKSIFY_BENCH_RUN", mode)
+            .env("LUKSIFY_BENCH_IMAGE", image)
+            .env("LUKSIFY_BENCH_FILES", files)
+            .env("LUKSIFY_BENCH_OUT", out)
+            .run()
+            .expect("one-shot child")
+    })
+}
+
+fn mode_named(mode: &str) -> WriteMode {
+    if mode == "overlay" {
+        WriteMode::Overlay
+    } else {
+        WriteMode::Rewrite
+    }
+}
+
 /// Peak memory of read + inject + write in a fresh process, as a ratio to the
 /// uncompressed image.
-fn peak_memory(image: &Path, mode: &str) -> String {
+fn peak_memory(image: &Path, files: &Path, mode: &str) -> String {
     let out = Cmd::new(std::env::current_exe().unwrap())
         .env("LUKSIFY_BENCH_ONESHOT", mode)
         .env("LUKSIFY_BENCH_IMAGE", image)
+        .env("LUKSIFY_BENCH_FILES", files)
         .run()
         .expect("one-shot child");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn oneshot(mode: &str, image: &Path) {
+fn oneshot(mode: &str, image: &Path, files: &Path) {
     let raw = std::fs::read(image).expect("reading the image");
-    let payload = payload();
-    let mode = if mode == "overlay" {
-        WriteMode::Overlay
-    } else {
-        WriteMode::Rewrite
-    };
+    let mode = mode_named(mode);
     let plain: usize = Image::parse(raw.clone())
         .unwrap()
         .segments()
@@ -221,7 +262,7 @@ fn oneshot(mode: &str, image: &Path) {
     // The measurement above allocated; VmHWM must only see the flow below.
     std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
     let dir = tempfile::tempdir().unwrap();
-    let out = ours(image, &dir.path().join("out.img"), mode, &payload);
+    let out = ours(image, &dir.path().join("out.img"), mode, files);
     println!(
         "{mode:?}: peak {:.0} MB = {:.2}x the uncompressed image ({} bytes out)",
         peak_rss_mb(),
@@ -272,26 +313,24 @@ fn bench(image: &Path, rounds: usize) {
     println!("{line}");
     let ext = externals(&img);
     drop(img);
-    let payload = payload();
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("initrd.img");
     std::fs::write(&copy, &raw).unwrap();
+    drop(raw);
     let files = tmp.path().join("files");
-    for (p, data) in [
-        ("usr/sbin/cryptsetup", &payload[..200_000]),
-        ("usr/lib/libcrypto.so.3", &payload[..]),
-        ("etc/crypttab", b"root UUID=x none luks\n".as_slice()),
-    ] {
-        let f = files.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, data).unwrap();
-    }
+    write_added(&files);
     // [wall, cpu] ratios: overlay/classic, rewrite/classic, rewrite/3cpio, overlay/3cpio.
     let mut r: [[Vec<f64>; 2]; 4] = Default::default();
+    // Every contender writes a file that does not exist yet: replacing the previous
+    // round's 50 MB output would time the freeing of its pages too.
+    let fresh = |p: PathBuf| {
+        let _ = std::fs::remove_file(&p);
+        p
+    };
+    let out = copy.with_extension("img.ours");
     for round in 1..=rounds {
-        let out = tmp.path().join("ours.img");
-        let ov = time(SELF, || ours(&copy, &out, WriteMode::Overlay, &payload));
-        let rw = time(SELF, || ours(&copy, &out, WriteMode::Rewrite, &payload));
+        let ov = ours_in_child(&copy, &files, &fresh(out.clone()), "overlay");
+        let rw = ours_in_child(&copy, &files, &fresh(out.clone()), "rewrite");
         let show =
             |name: &str, (w, c): (Duration, f64)| format!("{name} {:.0} ms ({c:.0} ms CPU)", ms(w));
         let mut line = format!(
@@ -304,11 +343,13 @@ fn bench(image: &Path, rounds: usize) {
             r[k][1].push(a.1 / b.1);
         };
         if let Some(e) = &ext {
+            fresh(copy.with_extension("img.classic"));
             let c = run_sh(&e.classic, &copy, &files);
             ratio(0, c, ov);
             ratio(1, c, rw);
             line += &format!(", {}", show("classic", c));
             if let Some(three) = &e.three {
+                fresh(copy.with_extension("img.3cpio"));
                 let t = run_sh(three, &copy, &files);
                 ratio(2, t, rw);
                 ratio(3, t, ov);
@@ -343,7 +384,7 @@ fn bench(image: &Path, rounds: usize) {
         }
     }
     for mode in ["overlay", "rewrite"] {
-        println!("{}", peak_memory(image, mode));
+        println!("{}", peak_memory(&copy, &files, mode));
     }
 }
 
@@ -373,9 +414,22 @@ fn images() -> Vec<PathBuf> {
 }
 
 fn main() {
+    if let Some(mode) = std::env::var_os("LUKSIFY_BENCH_RUN") {
+        let image = std::env::var_os("LUKSIFY_BENCH_IMAGE").expect("a run needs an image");
+        let out = std::env::var_os("LUKSIFY_BENCH_OUT").expect("a run needs an output");
+        let files = std::env::var_os("LUKSIFY_BENCH_FILES").expect("a run needs its files");
+        let mode = mode_named(&mode.to_string_lossy());
+        ours(Path::new(&image), Path::new(&out), mode, Path::new(&files));
+        return;
+    }
     if let Some(mode) = std::env::var_os("LUKSIFY_BENCH_ONESHOT") {
         let image = std::env::var_os("LUKSIFY_BENCH_IMAGE").expect("one-shot needs an image");
-        oneshot(&mode.to_string_lossy(), Path::new(&image));
+        let files = std::env::var_os("LUKSIFY_BENCH_FILES").expect("one-shot needs its files");
+        oneshot(
+            &mode.to_string_lossy(),
+            Path::new(&image),
+            Path::new(&files),
+        );
         return;
     }
     let rounds = std::env::var("LUKSIFY_BENCH_ROUNDS")
