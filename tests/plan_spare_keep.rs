@@ -465,3 +465,84 @@ fn other_partitions_of_the_original_disk_in_fstab_are_refused() {
     );
     assert!(r.to_string().contains("--strategy spare-return"), "{r}");
 }
+
+const TIB: u64 = 1 << 40;
+
+fn sfdisk_input(p: &Plan) -> String {
+    p.steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Command { argv, stdin } if argv[0] == "sfdisk" => stdin.clone(),
+            _ => None,
+        })
+        .expect("a partitioning step")
+}
+
+#[test]
+fn a_dos_spare_beyond_two_tib_gets_a_container_within_the_tables_reach() {
+    // The original is DOS, so the spare gets DOS, which reaches 2^32 sectors:
+    // the container ends there and the plan says what stays unused.
+    let mut s = with_fstab();
+    s.disks[1].size = 3 * TIB;
+    let p = plan::plan(&s, &choices()).unwrap_or_else(|r| panic!("{r}"));
+    let container_mib = (2 * TIB - 201 * MIB) / MIB;
+    assert_eq!(
+        sfdisk_input(&p),
+        format!(
+            "label: dos\nstart=1MiB, size=200MiB, type=83, bootable\nsize={container_mib}MiB, type=83\n"
+        )
+    );
+    let note = p
+        .notes
+        .iter()
+        .find(|n| n.contains("DOS partition table"))
+        .unwrap_or_else(|| panic!("no note on the DOS limit: {:#?}", p.notes));
+    assert!(
+        note.contains("first 2048 GiB") && note.contains("last 1024 GiB of /dev/vdb"),
+        "{note}"
+    );
+    let text = luksify::exec::render::text(&p);
+    assert!(
+        text.contains(&format!(
+            "{container_mib} MiB, up to where the DOS table's reach ends"
+        )),
+        "{text}"
+    );
+
+    // GPT reaches the whole disk: no cap, no note.
+    s.disks[0].partition_table = Some(PartitionTable {
+        kind: "gpt".into(),
+        uuid: None,
+    });
+    let p = plan::plan(&s, &choices()).unwrap();
+    assert!(sfdisk_input(&p).ends_with("\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"));
+    assert!(!p.notes.iter().any(|n| n.contains("DOS partition table")));
+}
+
+#[test]
+fn data_beyond_a_dos_tables_reach_is_refused_naming_the_limit() {
+    // 2 TiB allocated on a (large) DOS original: no DOS spare can hold it
+    // with a /boot beside it, however large.
+    let mut s = with_fstab();
+    let extents = 2 * TIB / common::EXTENT;
+    s.disks[0].size = 4 * TIB;
+    s.disks[0].partitions[1].size = 3 * TIB;
+    let pv = &mut s.lvm.pvs[0];
+    pv.size = 3 * TIB - MIB;
+    pv.dev_size = 3 * TIB;
+    pv.pe_count = pv.size / common::EXTENT;
+    pv.free = pv.size - (extents + 16) * common::EXTENT;
+    s.lvm.lvs[0].size = extents * common::EXTENT;
+    s.lvm.lvs[0].segments[0].size_pe = extents;
+    s.lvm.lvs[1].segments[0].devices[0].start_pe = extents;
+    s.disks[1].size = 8 * TIB;
+    let r = refusal(&s);
+    assert!(matches!(r, Refusal::SpareKeepDosLimit { .. }), "{r:?}");
+    let m = r.to_string();
+    assert!(
+        m.contains("reaches only the first 2048 GiB") && m.contains("2^32 sectors of 512 bytes"),
+        "{m}"
+    );
+    assert!(m.contains("A larger spare does not help"), "{m}");
+    assert!(m.contains("--strategy spare-return"), "{m}");
+}

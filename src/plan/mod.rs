@@ -88,6 +88,16 @@ fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
                 "Boot from {}: detach the original disk, or put {} first in the firmware's boot order.",
                 l.spare, l.spare
             ));
+            if let Some(b) = boot.filter(|b| b.unreachable_bytes() > 0) {
+                n.push(format!(
+                    "{} gets a DOS partition table like the original disk's (the kind this machine boots from), and a DOS table reaches only the first {} GiB of a disk (2^32 sectors of {} bytes): the container ends there, and the last {} GiB of {} stay unpartitioned and unused. Using them would need a GPT partition table with a BIOS boot partition for GRUB, which luksify does not make from a DOS original.",
+                    l.spare,
+                    b.reachable_bytes() >> 30,
+                    b.sector_bytes,
+                    b.unreachable_bytes() >> 30,
+                    l.spare
+                ));
+            }
         }
     }
     n

@@ -158,6 +158,21 @@ pub enum Refusal {
     SpareKeepOtherPartitions { disk: String, uses: String },
 
     #[error(
+        "--strategy spare-keep gives spare {spare} ({spare_gib} GiB) a DOS partition table like the original disk {original_disk}'s, and a DOS table reaches only the first {reach_gib} GiB of a disk (2^32 sectors of {sector} bytes): the LUKS container there would hold {have_extents} extents but {need_extents} are allocated ({short_mib} MiB short). A larger spare does not help. Shrink logical volumes by at least that much first ({lvs}), or use --strategy spare-return, which uses the whole spare without a partition table"
+    )]
+    SpareKeepDosLimit {
+        spare: String,
+        spare_gib: u64,
+        original_disk: String,
+        reach_gib: u64,
+        sector: u32,
+        have_extents: u64,
+        need_extents: u64,
+        short_mib: u64,
+        lvs: String,
+    },
+
+    #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"
     )]
     BackupOnChangedDisk { path: String, device: String },
