@@ -546,3 +546,132 @@ fn data_beyond_a_dos_tables_reach_is_refused_naming_the_limit() {
     assert!(m.contains("A larger spare does not help"), "{m}");
     assert!(m.contains("--strategy spare-return"), "{m}");
 }
+
+fn with_target_files(files: &[&str]) -> Snapshot {
+    let mut s = with_fstab();
+    s.target.as_mut().unwrap().spare_boot_files =
+        Some(files.iter().map(|f| f.to_string()).collect());
+    s
+}
+
+#[test]
+fn a_target_without_grubs_bios_modules_or_mke2fs_is_refused_before_the_move() {
+    // Debian with grub-efi-amd64 as well but no grub-pc-bin: grub-install
+    // --target=i386-pc would fail after the data moved.
+    let no_pc: Vec<&str> = common::SPARE_BOOT_FILES
+        .iter()
+        .copied()
+        .filter(|f| !f.starts_with("usr/lib/grub/i386-pc/"))
+        .collect();
+    let r = refusal(&with_target_files(&no_pc));
+    assert!(matches!(r, Refusal::SpareKeepTargetFiles { .. }), "{r:?}");
+    let m = r.to_string();
+    assert!(
+        m.contains("/usr/lib/grub/i386-pc/modinfo.sh")
+            && m.contains("/usr/lib/grub/i386-pc/boot.img"),
+        "{m}"
+    );
+    assert!(
+        m.contains("`chroot /mnt apt-get install grub-pc-bin`"),
+        "{m}"
+    );
+    assert!(m.contains("--strategy spare-return"), "{m}");
+
+    let no_mkfs: Vec<&str> = common::SPARE_BOOT_FILES
+        .iter()
+        .copied()
+        .filter(|f| *f != "sbin/mke2fs")
+        .collect();
+    let m = refusal(&with_target_files(&no_mkfs)).to_string();
+    assert!(
+        m.contains("/sbin/mke2fs (makes the new /boot filesystem; package e2fsprogs)"),
+        "{m}"
+    );
+    assert!(m.contains("apt-get install e2fsprogs`"), "{m}");
+
+    // Both, and grub-install in /sbin (an older layout) is as good.
+    let r = refusal(&with_target_files(&[
+        "sbin/grub-install",
+        "usr/sbin/grub-mkconfig",
+    ]));
+    assert!(
+        r.to_string()
+            .contains("`chroot /mnt apt-get install e2fsprogs grub-pc-bin`"),
+        "{r}"
+    );
+    assert!(!r.to_string().contains("grub2-common"), "{r}");
+
+    // spare-return runs none of them.
+    let mut c = choices();
+    c.strategy = Some(Strategy::SpareReturn);
+    plan::plan(&with_target_files(&[]), &c).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn a_snapshot_that_predates_the_target_file_check_still_loads_and_asks_to_probe_again() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed-layout.snapshot.json"
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["target"]
+        .as_object_mut()
+        .unwrap()
+        .remove("spare_boot_files")
+        .expect("the fixture records them");
+    let s: Snapshot = serde_json::from_value(v).expect("an older snapshot loads");
+    assert_eq!(s.target.as_ref().unwrap().spare_boot_files, None);
+    let r = plan::plan(&s, &choices()).unwrap_err();
+    assert!(matches!(r, Refusal::UnknownState { .. }), "{r:?}");
+    assert!(r.to_string().contains("probe again"), "{r}");
+    let mut c = choices();
+    c.strategy = Some(Strategy::SpareReturn);
+    plan::plan(&s, &c).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn the_probe_finds_the_target_files_through_a_merged_usr() {
+    // A real directory tree laid out like Debian 12: /sbin is a relative
+    // symlink to usr/sbin, GRUB's i386-pc files come from grub-pc-bin.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let touch = |p: &str| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "").unwrap();
+    };
+    touch("usr/sbin/mke2fs");
+    touch("usr/sbin/grub-install");
+    touch("usr/sbin/grub-mkconfig");
+    std::os::unix::fs::symlink("usr/sbin", root.join("sbin")).unwrap();
+    let looked_for = luksify::plan::spare_boot::TARGET_NEEDS
+        .iter()
+        .flat_map(|n| n.any_of.iter().copied());
+    let src = &mut luksify::probe::source::RealSource;
+    let root_s = root.to_str().unwrap();
+    let found = luksify::probe::target::present_files(src, root_s, looked_for.clone());
+    assert_eq!(
+        found,
+        [
+            "sbin/mke2fs",
+            "usr/sbin/grub-install",
+            "sbin/grub-install",
+            "usr/sbin/grub-mkconfig",
+            "sbin/grub-mkconfig"
+        ]
+    );
+    let found_strs: Vec<&str> = found.iter().map(String::as_str).collect();
+    let r = refusal(&with_target_files(&found_strs));
+    assert!(
+        r.to_string().contains("apt-get install grub-pc-bin`"),
+        "{r}"
+    );
+
+    // apt-get install grub-pc-bin.
+    touch("usr/lib/grub/i386-pc/modinfo.sh");
+    touch("usr/lib/grub/i386-pc/boot.img");
+    let found = luksify::probe::target::present_files(src, root_s, looked_for);
+    let found_strs: Vec<&str> = found.iter().map(String::as_str).collect();
+    plan::plan(&with_target_files(&found_strs), &choices()).unwrap_or_else(|r| panic!("{r}"));
+}

@@ -143,6 +143,11 @@ pub enum Refusal {
     SpareKeepBootloader { found: String },
 
     #[error(
+        "--strategy spare-keep makes the spare bootable with the target's own programs, run inside it after the data has moved, but the target lacks {missing}. Install them in the target first (Debian/Ubuntu, with the target's root mounted at /mnt: `chroot /mnt apt-get install {packages}`), or use --strategy spare-return, which leaves /boot and the bootloader where they are"
+    )]
+    SpareKeepTargetFiles { missing: String, packages: String },
+
+    #[error(
         "--strategy spare-keep copies /boot onto a partition of the spare, which needs /boot on its own partition of the original disk {disk}; here {detail}. Use --strategy spare-return, which leaves /boot where it is"
     )]
     SpareKeepBootLayout { disk: String, detail: String },

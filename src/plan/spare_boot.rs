@@ -28,6 +28,63 @@ const EXT_FILESYSTEMS: &[&str] = &["ext2", "ext3", "ext4"];
 /// sectors.
 pub const DOS_MAX_SECTORS: u64 = 1 << 32;
 
+/// A file spare-keep runs from the target (in a chroot, after the data has
+/// moved): without it the migration would stop half-way, so its absence is
+/// refused at plan time.
+pub struct TargetNeed {
+    /// Paths inside the target, any one of which will do.
+    pub any_of: &'static [&'static str],
+    pub what: &'static str,
+    /// The Debian/Ubuntu package that installs it.
+    pub package: &'static str,
+}
+
+pub const TARGET_NEEDS: &[TargetNeed] = &[
+    TargetNeed {
+        // By this path: see the mke2fs step in target_steps.
+        any_of: &["sbin/mke2fs"],
+        what: "makes the new /boot filesystem",
+        package: "e2fsprogs",
+    },
+    TargetNeed {
+        any_of: &["usr/sbin/grub-install", "sbin/grub-install"],
+        what: "installs GRUB on the spare",
+        package: "grub2-common",
+    },
+    TargetNeed {
+        any_of: &["usr/sbin/grub-mkconfig", "sbin/grub-mkconfig"],
+        what: "writes the spare's grub.cfg",
+        package: "grub2-common",
+    },
+    // grub-install --target=i386-pc reads its platform from here; a target
+    // that boots through grub-efi alone (or was installed without
+    // grub-pc-bin) lacks it.
+    TargetNeed {
+        any_of: &["usr/lib/grub/i386-pc/modinfo.sh"],
+        what: "GRUB's BIOS (i386-pc) platform, which grub-install --target=i386-pc needs",
+        package: "grub-pc-bin",
+    },
+    TargetNeed {
+        any_of: &["usr/lib/grub/i386-pc/boot.img"],
+        what: "GRUB's boot sector for the spare's MBR",
+        package: "grub-pc-bin",
+    },
+];
+
+/// The target's files that spare-keep runs and it lacks.
+fn missing_target_files(target: &TargetOs) -> Result<Vec<&'static TargetNeed>, Refusal> {
+    let found = target
+        .spare_boot_files
+        .as_ref()
+        .ok_or_else(|| Refusal::UnknownState {
+            detail: "the snapshot does not record whether the target has mke2fs, grub-install and GRUB's BIOS modules, which spare-keep runs from it (it was made by an older luksify); probe again (`luksify probe --json`)".into(),
+        })?;
+    Ok(TARGET_NEEDS
+        .iter()
+        .filter(|n| !n.any_of.iter().any(|p| found.iter().any(|f| f == p)))
+        .collect())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpareBoot {
     /// The spare disk.
@@ -219,6 +276,23 @@ pub fn resolve(
     {
         return Err(Refusal::SpareKeepBootloader {
             found: "GRUB 2 in /boot/grub2 (grub2-install, Red Hat's naming), which luksify does not drive yet".into(),
+        });
+    }
+    let missing = missing_target_files(target)?;
+    if !missing.is_empty() {
+        let mut packages: Vec<&str> = Vec::new();
+        for n in &missing {
+            if !packages.contains(&n.package) {
+                packages.push(n.package);
+            }
+        }
+        return Err(Refusal::SpareKeepTargetFiles {
+            missing: missing
+                .iter()
+                .map(|n| format!("/{} ({}; package {})", n.any_of[0], n.what, n.package))
+                .collect::<Vec<_>>()
+                .join(", "),
+            packages: packages.join(" "),
         });
     }
     let layout = |detail: String| Refusal::SpareKeepBootLayout {
