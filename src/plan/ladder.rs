@@ -394,13 +394,12 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
                 have_extents,
                 need_extents,
                 extent_mib: f.snap.vg(vg).map(|v| v.extent_size >> 20).unwrap_or(4),
-                need_mib: ((need_extents
-                    * f.snap.vg(vg).map(|v| v.extent_size).unwrap_or(4 << 20)
-                    + l.luks_header_bytes
-                    + capacity::NEW_PV_PE_START
-                    + boot.map(|b| b.overhead_bytes()).unwrap_or(0))
-                    >> 20)
-                    + 2,
+                need_mib: capacity::spare_keep_min_mib(
+                    f.snap,
+                    vg,
+                    boot.map(|b| b.overhead_bytes()).unwrap_or(0),
+                    l.luks_header_bytes,
+                ),
             },
             e => e,
         })?;

@@ -52,6 +52,29 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
     })
 }
 
+/// The smallest spare `--strategy spare-keep` could use here, in MiB, by the
+/// planner's own rule (the layout it would give the spare: /boot like the
+/// original's, the partition table's own room, the LUKS header). None when
+/// no disk here gets that far in planning (spare-keep is refused here for
+/// another reason, which planning names).
+pub fn spare_keep_min_mib(snap: &Snapshot, choices: &Choices) -> Option<u64> {
+    snap.disks.iter().find_map(|d| {
+        let trial = Choices {
+            spare: Some(d.path.clone()),
+            strategy: Some(Strategy::SpareKeep),
+            ..choices.clone()
+        };
+        let l = layout::resolve(snap, &trial).ok()?;
+        let b = l.spare_boot.as_ref()?;
+        Some(capacity::spare_keep_min_mib(
+            snap,
+            &l.vg,
+            b.overhead_bytes(),
+            l.luks_header_bytes,
+        ))
+    })
+}
+
 fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
     let (vg, lv) = l.target.root_lv.split_once('/').unwrap_or_default();
     let mut n = vec![format!(
