@@ -520,6 +520,52 @@ fn a_dos_spare_beyond_two_tib_gets_a_container_within_the_tables_reach() {
 }
 
 #[test]
+fn sfdisk_makes_the_planned_dos_layout_on_a_three_tib_disk() {
+    // The real sfdisk, on a sparse 3 TiB file, given the plan's input: the
+    // container is exactly the size the plan counted with, and ends at the
+    // last sector a DOS table can address.
+    let mut s = with_fstab();
+    s.disks[1].size = 3 * TIB;
+    let p = plan::plan(&s, &choices()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("spare.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(3 * TIB)
+        .unwrap();
+    let mut child = std::process::Command::new("sfdisk")
+        .args(["--wipe", "always", "--wipe-partitions", "always"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk (package fdisk)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sfdisk_input(&p).as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = std::process::Command::new("sfdisk")
+        .arg("--json")
+        .arg(&img)
+        .output()
+        .unwrap();
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+    let (start, size) = (
+        parts[1]["start"].as_u64().unwrap(),
+        parts[1]["size"].as_u64().unwrap(),
+    );
+    assert_eq!(start * 512, 201 * MIB);
+    assert_eq!(start + size, 1 << 32, "ends at the last addressable sector");
+    assert_eq!(size * 512, 2 * TIB - 201 * MIB);
+}
+
+#[test]
 fn data_beyond_a_dos_tables_reach_is_refused_naming_the_limit() {
     // 2 TiB allocated on a (large) DOS original: no DOS spare can hold it
     // with a /boot beside it, however large.
