@@ -647,6 +647,20 @@ fn a_target_without_grubs_bios_modules_or_mke2fs_is_refused_before_the_move() {
     );
     assert!(!r.to_string().contains("grub2-common"), "{r}");
 
+    // Each program named with its own package, each package once.
+    let m = refusal(&with_target_files(&["sbin/mke2fs"])).to_string();
+    assert!(
+        m.contains("/usr/sbin/grub-install (installs GRUB on the spare; package grub2-common)")
+            && m.contains(
+                "/usr/sbin/grub-mkconfig (writes the spare's grub.cfg; package grub-common)"
+            ),
+        "{m}"
+    );
+    assert!(
+        m.contains("`chroot /mnt apt-get install grub2-common grub-common grub-pc-bin`"),
+        "{m}"
+    );
+
     // spare-return runs none of them.
     let mut c = choices();
     c.strategy = Some(Strategy::SpareReturn);

@@ -30,7 +30,8 @@ pub const DOS_MAX_SECTORS: u64 = 1 << 32;
 
 /// A file spare-keep runs from the target (in a chroot, after the data has
 /// moved): without it the migration would stop half-way, so its absence is
-/// refused at plan time.
+/// refused at plan time. Packages as Debian 12 ships them (checked against
+/// the grub-pc-bin, grub2-common and grub-common 2.06 packages' contents).
 pub struct TargetNeed {
     /// Paths inside the target, any one of which will do.
     pub any_of: &'static [&'static str],
@@ -54,7 +55,7 @@ pub const TARGET_NEEDS: &[TargetNeed] = &[
     TargetNeed {
         any_of: &["usr/sbin/grub-mkconfig", "sbin/grub-mkconfig"],
         what: "writes the spare's grub.cfg",
-        package: "grub2-common",
+        package: "grub-common",
     },
     // grub-install --target=i386-pc reads its platform from here; a target
     // that boots through grub-efi alone (or was installed without
