@@ -509,6 +509,18 @@ fn a_dos_spare_beyond_two_tib_gets_a_container_within_the_tables_reach() {
         "{text}"
     );
 
+    // Just beyond the reach: what is lost is said in MiB.
+    let mut just = with_fstab();
+    just.disks[1].size = 2 * TIB + 3 * MIB;
+    let p = plan::plan(&just, &choices()).unwrap();
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("the last 3 MiB of /dev/vdb")),
+        "{:#?}",
+        p.notes
+    );
+
     // GPT reaches the whole disk: no cap, no note.
     s.disks[0].partition_table = Some(PartitionTable {
         kind: "gpt".into(),

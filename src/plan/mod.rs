@@ -113,11 +113,14 @@ fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
             ));
             if let Some(b) = boot.filter(|b| b.unreachable_bytes() > 0) {
                 n.push(format!(
-                    "{} gets a DOS partition table like the original disk's (the kind this machine boots from), and a DOS table reaches only the first {} GiB of a disk (2^32 sectors of {} bytes): the container ends there, and the last {} GiB of {} stay unpartitioned and unused. Using them would need a GPT partition table with a BIOS boot partition for GRUB, which luksify does not make from a DOS original.",
+                    "{} gets a DOS partition table like the original disk's (the kind this machine boots from), and a DOS table reaches only the first {} GiB of a disk (2^32 sectors of {} bytes): the container ends there, and the last {} of {} stay unpartitioned and unused. Using them would need a GPT partition table with a BIOS boot partition for GRUB, which luksify does not make from a DOS original.",
                     l.spare,
                     b.reachable_bytes() >> 30,
                     b.sector_bytes,
-                    b.unreachable_bytes() >> 30,
+                    match b.unreachable_bytes() {
+                        u if u >= 1 << 30 => format!("{} GiB", u >> 30),
+                        u => format!("{} MiB", u.div_ceil(1 << 20)),
+                    },
                     l.spare
                 ));
             }
