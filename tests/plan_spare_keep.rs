@@ -465,3 +465,285 @@ fn other_partitions_of_the_original_disk_in_fstab_are_refused() {
     );
     assert!(r.to_string().contains("--strategy spare-return"), "{r}");
 }
+
+const TIB: u64 = 1 << 40;
+
+fn sfdisk_input(p: &Plan) -> String {
+    p.steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Command { argv, stdin } if argv[0] == "sfdisk" => stdin.clone(),
+            _ => None,
+        })
+        .expect("a partitioning step")
+}
+
+#[test]
+fn a_dos_spare_beyond_two_tib_gets_a_container_within_the_tables_reach() {
+    // The original is DOS, so the spare gets DOS, which reaches 2^32 sectors:
+    // the container ends there and the plan says what stays unused.
+    let mut s = with_fstab();
+    s.disks[1].size = 3 * TIB;
+    let p = plan::plan(&s, &choices()).unwrap_or_else(|r| panic!("{r}"));
+    let container_mib = (2 * TIB - 201 * MIB) / MIB;
+    assert_eq!(
+        sfdisk_input(&p),
+        format!(
+            "label: dos\nstart=1MiB, size=200MiB, type=83, bootable\nsize={container_mib}MiB, type=83\n"
+        )
+    );
+    let note = p
+        .notes
+        .iter()
+        .find(|n| n.contains("DOS partition table"))
+        .unwrap_or_else(|| panic!("no note on the DOS limit: {:#?}", p.notes));
+    assert!(
+        note.contains("first 2048 GiB") && note.contains("last 1024 GiB of /dev/vdb"),
+        "{note}"
+    );
+    let text = luksify::exec::render::text(&p);
+    assert!(
+        text.contains(&format!(
+            "{container_mib} MiB, up to where the DOS table's reach ends"
+        )),
+        "{text}"
+    );
+
+    // Just beyond the reach: what is lost is said in MiB.
+    let mut just = with_fstab();
+    just.disks[1].size = 2 * TIB + 3 * MIB;
+    let p = plan::plan(&just, &choices()).unwrap();
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("the last 3 MiB of /dev/vdb")),
+        "{:#?}",
+        p.notes
+    );
+
+    // GPT reaches the whole disk: no cap, no note.
+    s.disks[0].partition_table = Some(PartitionTable {
+        kind: "gpt".into(),
+        uuid: None,
+    });
+    let p = plan::plan(&s, &choices()).unwrap();
+    assert!(sfdisk_input(&p).ends_with("\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"));
+    assert!(!p.notes.iter().any(|n| n.contains("DOS partition table")));
+}
+
+#[test]
+fn sfdisk_makes_the_planned_dos_layout_on_a_three_tib_disk() {
+    // The real sfdisk, on a sparse 3 TiB file, given the plan's input: the
+    // container is exactly the size the plan counted with, and ends at the
+    // last sector a DOS table can address.
+    let mut s = with_fstab();
+    s.disks[1].size = 3 * TIB;
+    let p = plan::plan(&s, &choices()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("spare.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(3 * TIB)
+        .unwrap();
+    let mut child = std::process::Command::new("sfdisk")
+        .args(["--wipe", "always", "--wipe-partitions", "always"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk (package fdisk)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sfdisk_input(&p).as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = std::process::Command::new("sfdisk")
+        .arg("--json")
+        .arg(&img)
+        .output()
+        .unwrap();
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+    let (start, size) = (
+        parts[1]["start"].as_u64().unwrap(),
+        parts[1]["size"].as_u64().unwrap(),
+    );
+    assert_eq!(start * 512, 201 * MIB);
+    assert_eq!(start + size, 1 << 32, "ends at the last addressable sector");
+    assert_eq!(size * 512, 2 * TIB - 201 * MIB);
+}
+
+#[test]
+fn data_beyond_a_dos_tables_reach_is_refused_naming_the_limit() {
+    // 2 TiB allocated on a (large) DOS original: no DOS spare can hold it
+    // with a /boot beside it, however large.
+    let mut s = with_fstab();
+    let extents = 2 * TIB / common::EXTENT;
+    s.disks[0].size = 4 * TIB;
+    s.disks[0].partitions[1].size = 3 * TIB;
+    let pv = &mut s.lvm.pvs[0];
+    pv.size = 3 * TIB - MIB;
+    pv.dev_size = 3 * TIB;
+    pv.pe_count = pv.size / common::EXTENT;
+    pv.free = pv.size - (extents + 16) * common::EXTENT;
+    s.lvm.lvs[0].size = extents * common::EXTENT;
+    s.lvm.lvs[0].segments[0].size_pe = extents;
+    s.lvm.lvs[1].segments[0].devices[0].start_pe = extents;
+    s.disks[1].size = 8 * TIB;
+    let r = refusal(&s);
+    assert!(matches!(r, Refusal::SpareKeepDosLimit { .. }), "{r:?}");
+    let m = r.to_string();
+    assert!(
+        m.contains("reaches only the first 2048 GiB") && m.contains("2^32 sectors of 512 bytes"),
+        "{m}"
+    );
+    assert!(m.contains("A larger spare does not help"), "{m}");
+    assert!(m.contains("--strategy spare-return"), "{m}");
+}
+
+fn with_target_files(files: &[&str]) -> Snapshot {
+    let mut s = with_fstab();
+    s.target.as_mut().unwrap().spare_boot_files =
+        Some(files.iter().map(|f| f.to_string()).collect());
+    s
+}
+
+#[test]
+fn a_target_without_grubs_bios_modules_or_mke2fs_is_refused_before_the_move() {
+    // Debian with grub-efi-amd64 as well but no grub-pc-bin: grub-install
+    // --target=i386-pc would fail after the data moved.
+    let no_pc: Vec<&str> = common::SPARE_BOOT_FILES
+        .iter()
+        .copied()
+        .filter(|f| !f.starts_with("usr/lib/grub/i386-pc/"))
+        .collect();
+    let r = refusal(&with_target_files(&no_pc));
+    assert!(matches!(r, Refusal::SpareKeepTargetFiles { .. }), "{r:?}");
+    let m = r.to_string();
+    assert!(
+        m.contains("/usr/lib/grub/i386-pc/modinfo.sh")
+            && m.contains("/usr/lib/grub/i386-pc/boot.img"),
+        "{m}"
+    );
+    assert!(
+        m.contains("`chroot /mnt apt-get install grub-pc-bin`"),
+        "{m}"
+    );
+    assert!(m.contains("--strategy spare-return"), "{m}");
+
+    let no_mkfs: Vec<&str> = common::SPARE_BOOT_FILES
+        .iter()
+        .copied()
+        .filter(|f| *f != "sbin/mke2fs")
+        .collect();
+    let m = refusal(&with_target_files(&no_mkfs)).to_string();
+    assert!(
+        m.contains("/sbin/mke2fs (makes the new /boot filesystem; package e2fsprogs)"),
+        "{m}"
+    );
+    assert!(m.contains("apt-get install e2fsprogs`"), "{m}");
+
+    // Both, and grub-install in /sbin (an older layout) is as good.
+    let r = refusal(&with_target_files(&[
+        "sbin/grub-install",
+        "usr/sbin/grub-mkconfig",
+    ]));
+    assert!(
+        r.to_string()
+            .contains("`chroot /mnt apt-get install e2fsprogs grub-pc-bin`"),
+        "{r}"
+    );
+    assert!(!r.to_string().contains("grub2-common"), "{r}");
+
+    // Each program named with its own package, each package once.
+    let m = refusal(&with_target_files(&["sbin/mke2fs"])).to_string();
+    assert!(
+        m.contains("/usr/sbin/grub-install (installs GRUB on the spare; package grub2-common)")
+            && m.contains(
+                "/usr/sbin/grub-mkconfig (writes the spare's grub.cfg; package grub-common)"
+            ),
+        "{m}"
+    );
+    assert!(
+        m.contains("`chroot /mnt apt-get install grub2-common grub-common grub-pc-bin`"),
+        "{m}"
+    );
+
+    // spare-return runs none of them.
+    let mut c = choices();
+    c.strategy = Some(Strategy::SpareReturn);
+    plan::plan(&with_target_files(&[]), &c).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn a_snapshot_that_predates_the_target_file_check_still_loads_and_asks_to_probe_again() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed-layout.snapshot.json"
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["target"]
+        .as_object_mut()
+        .unwrap()
+        .remove("spare_boot_files")
+        .expect("the fixture records them");
+    let s: Snapshot = serde_json::from_value(v).expect("an older snapshot loads");
+    assert_eq!(s.target.as_ref().unwrap().spare_boot_files, None);
+    let r = plan::plan(&s, &choices()).unwrap_err();
+    assert!(matches!(r, Refusal::UnknownState { .. }), "{r:?}");
+    assert!(r.to_string().contains("probe again"), "{r}");
+    let mut c = choices();
+    c.strategy = Some(Strategy::SpareReturn);
+    plan::plan(&s, &c).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn the_probe_finds_the_target_files_through_a_merged_usr() {
+    // A real directory tree laid out like Debian 12: /sbin is a relative
+    // symlink to usr/sbin, GRUB's i386-pc files come from grub-pc-bin.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let touch = |p: &str| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "").unwrap();
+    };
+    touch("usr/sbin/mke2fs");
+    touch("usr/sbin/grub-install");
+    touch("usr/sbin/grub-mkconfig");
+    std::os::unix::fs::symlink("usr/sbin", root.join("sbin")).unwrap();
+    let looked_for = luksify::plan::spare_boot::TARGET_NEEDS
+        .iter()
+        .flat_map(|n| n.any_of.iter().copied());
+    let src = &mut luksify::probe::source::RealSource;
+    let root_s = root.to_str().unwrap();
+    let found = luksify::probe::target::present_files(src, root_s, looked_for.clone());
+    assert_eq!(
+        found,
+        [
+            "sbin/mke2fs",
+            "usr/sbin/grub-install",
+            "sbin/grub-install",
+            "usr/sbin/grub-mkconfig",
+            "sbin/grub-mkconfig"
+        ]
+    );
+    let found_strs: Vec<&str> = found.iter().map(String::as_str).collect();
+    let r = refusal(&with_target_files(&found_strs));
+    assert!(
+        r.to_string().contains("apt-get install grub-pc-bin`"),
+        "{r}"
+    );
+
+    // apt-get install grub-pc-bin.
+    touch("usr/lib/grub/i386-pc/modinfo.sh");
+    touch("usr/lib/grub/i386-pc/boot.img");
+    let found = luksify::probe::target::present_files(src, root_s, looked_for);
+    let found_strs: Vec<&str> = found.iter().map(String::as_str).collect();
+    plan::plan(&with_target_files(&found_strs), &choices()).unwrap_or_else(|r| panic!("{r}"));
+}

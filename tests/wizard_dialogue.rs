@@ -424,6 +424,44 @@ fn no_eligible_spare_is_explained() {
 }
 
 #[test]
+fn with_spare_keep_chosen_a_spare_without_room_for_boot_is_not_offered() {
+    // 700 MiB holds the data as a PV (spare-return) but not beside the LUKS
+    // header and a 200 MiB /boot: with --strategy spare-keep the wizard says
+    // so instead of offering it and then refusing the plan.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = fixture();
+    s["disks"][1]["size"] = json!(700u64 << 20);
+    let snap = save(dir.path(), &s);
+    let mut p = spawn(&["--strategy", "spare-keep"], &snap, false);
+    let (_, line) = p.exp_regex(r"it needs at least \d+ MiB").unwrap();
+    let min: u64 = line
+        .trim_start_matches("it needs at least ")
+        .trim_end_matches(" MiB")
+        .parse()
+        .unwrap();
+    assert!(min > 565 + 16 + 200, "spare-keep's minimum, {line}");
+    p.exp_string(&format!(
+        "not offered: /dev/vdb (too small for spare-keep: 700 MiB, which needs at least {min} MiB"
+    ))
+    .unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(
+        rest.contains("no disk here can serve as the spare"),
+        "{rest}"
+    );
+    assert_eq!(exit_code(&p), 1);
+
+    // Without a strategy it is offered: spare-return fits.
+    let mut p = spawn(&[], &snap, false);
+    p.exp_string("it needs at least 565 MiB").unwrap();
+    p.exp_string("1) /dev/vdb").unwrap();
+    p.exp_string("Spare disk").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 130);
+}
+
+#[test]
 fn snapshot_needs_dry_run() {
     let out = Command::new(BIN)
         .args(["migrate", "--snapshot", FIXTURE])

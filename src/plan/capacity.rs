@@ -52,6 +52,20 @@ pub fn whole_disk_partition_bytes(disk_bytes: u64, gpt: bool) -> u64 {
     disk_bytes.saturating_sub(MIB + end_reserve) / MIB * MIB
 }
 
+/// The smallest spare on which spare-keep's layout holds the allocated
+/// extents of `vg`, in MiB: the extents, the LUKS header, LVM's label area and
+/// what the layout puts beside the container (`overhead_bytes`: see
+/// [`super::spare_boot::SpareBoot::overhead_bytes`]), with 2 MiB for rounding.
+pub fn spare_keep_min_mib(
+    snap: &Snapshot,
+    vg: &str,
+    overhead_bytes: u64,
+    header_bytes: u64,
+) -> u64 {
+    let e = snap.vg(vg).map(|v| v.extent_size).unwrap_or(4 << 20);
+    ((allocated_extents(snap, vg) * e + header_bytes + NEW_PV_PE_START + overhead_bytes) >> 20) + 2
+}
+
 pub fn check(
     snap: &Snapshot,
     l: &Layout,

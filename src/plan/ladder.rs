@@ -355,11 +355,36 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
     // Until the spare is partitioned (whatever it carries now is wiped), the
     // container's size follows from the layout luksify gives it.
     let container_bytes = match (boot, spare_disk) {
-        (Some(b), Some(d)) if stage <= 2 => b.container_bytes(d.size),
+        (Some(b), Some(_)) if stage <= 2 => b.container_bytes(),
         _ => f.snap.device_size(c).unwrap_or(0),
     };
     if stage <= 7 {
         capacity::check(f.snap, l, container_bytes, None).map_err(|e| match e {
+            // A larger spare would not help: the table does not reach further.
+            Refusal::ContainerTooSmall {
+                have_extents,
+                need_extents,
+                short_mib,
+                lvs,
+                ..
+            } if boot.is_some_and(|b| b.unreachable_bytes() > 0) => {
+                let b = boot.expect("checked");
+                Refusal::SpareKeepDosLimit {
+                    spare: s.into(),
+                    spare_gib: b.disk_bytes >> 30,
+                    original_disk: f
+                        .snap
+                        .disk_of(o)
+                        .map(|d| d.path.clone())
+                        .unwrap_or_else(|| o.into()),
+                    reach_gib: b.reachable_bytes() >> 30,
+                    sector: b.sector_bytes,
+                    have_extents,
+                    need_extents,
+                    short_mib,
+                    lvs,
+                }
+            }
             Refusal::ContainerTooSmall {
                 have_extents,
                 need_extents,
@@ -369,13 +394,12 @@ fn spare_keep(f: &Facts, choices: &Choices) -> Result<Ladder, Refusal> {
                 have_extents,
                 need_extents,
                 extent_mib: f.snap.vg(vg).map(|v| v.extent_size >> 20).unwrap_or(4),
-                need_mib: ((need_extents
-                    * f.snap.vg(vg).map(|v| v.extent_size).unwrap_or(4 << 20)
-                    + l.luks_header_bytes
-                    + capacity::NEW_PV_PE_START
-                    + boot.map(|b| b.overhead_bytes()).unwrap_or(0))
-                    >> 20)
-                    + 2,
+                need_mib: capacity::spare_keep_min_mib(
+                    f.snap,
+                    vg,
+                    boot.map(|b| b.overhead_bytes()).unwrap_or(0),
+                    l.luks_header_bytes,
+                ),
             },
             e => e,
         })?;

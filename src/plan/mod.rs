@@ -52,6 +52,29 @@ pub fn plan(snap: &Snapshot, choices: &Choices) -> Result<Plan, Refusal> {
     })
 }
 
+/// The smallest spare `--strategy spare-keep` could use here, in MiB, by the
+/// planner's own rule (the layout it would give the spare: /boot like the
+/// original's, the partition table's own room, the LUKS header). None when
+/// no disk here gets that far in planning (spare-keep is refused here for
+/// another reason, which planning names).
+pub fn spare_keep_min_mib(snap: &Snapshot, choices: &Choices) -> Option<u64> {
+    snap.disks.iter().find_map(|d| {
+        let trial = Choices {
+            spare: Some(d.path.clone()),
+            strategy: Some(Strategy::SpareKeep),
+            ..choices.clone()
+        };
+        let l = layout::resolve(snap, &trial).ok()?;
+        let b = l.spare_boot.as_ref()?;
+        Some(capacity::spare_keep_min_mib(
+            snap,
+            &l.vg,
+            b.overhead_bytes(),
+            l.luks_header_bytes,
+        ))
+    })
+}
+
 fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
     let (vg, lv) = l.target.root_lv.split_once('/').unwrap_or_default();
     let mut n = vec![format!(
@@ -88,6 +111,19 @@ fn notes(l: &layout::Layout, choices: &Choices) -> Vec<String> {
                 "Boot from {}: detach the original disk, or put {} first in the firmware's boot order.",
                 l.spare, l.spare
             ));
+            if let Some(b) = boot.filter(|b| b.unreachable_bytes() > 0) {
+                n.push(format!(
+                    "{} gets a DOS partition table like the original disk's (the kind this machine boots from), and a DOS table reaches only the first {} GiB of a disk (2^32 sectors of {} bytes): the container ends there, and the last {} of {} stay unpartitioned and unused. Using them would need a GPT partition table with a BIOS boot partition for GRUB, which luksify does not make from a DOS original.",
+                    l.spare,
+                    b.reachable_bytes() >> 30,
+                    b.sector_bytes,
+                    match b.unreachable_bytes() {
+                        u if u >= 1 << 30 => format!("{} GiB", u >> 30),
+                        u => format!("{} MiB", u.div_ceil(1 << 20)),
+                    },
+                    l.spare
+                ));
+            }
         }
     }
     n

@@ -143,6 +143,11 @@ pub enum Refusal {
     SpareKeepBootloader { found: String },
 
     #[error(
+        "--strategy spare-keep makes the spare bootable with the target's own programs, run inside it after the data has moved, but the target lacks {missing}. Install them in the target first (Debian/Ubuntu, with the target's root mounted at /mnt: `chroot /mnt apt-get install {packages}`), or use --strategy spare-return, which leaves /boot and the bootloader where they are"
+    )]
+    SpareKeepTargetFiles { missing: String, packages: String },
+
+    #[error(
         "--strategy spare-keep copies /boot onto a partition of the spare, which needs /boot on its own partition of the original disk {disk}; here {detail}. Use --strategy spare-return, which leaves /boot where it is"
     )]
     SpareKeepBootLayout { disk: String, detail: String },
@@ -156,6 +161,21 @@ pub enum Refusal {
         "--strategy spare-keep leaves {disk} to be detached, but the target's fstab also uses {uses} on it, which the spare does not get: the machine would wait for them at boot. Move that data into a logical volume of the volume group first, or use --strategy spare-return, which keeps {disk} in use"
     )]
     SpareKeepOtherPartitions { disk: String, uses: String },
+
+    #[error(
+        "--strategy spare-keep gives spare {spare} ({spare_gib} GiB) a DOS partition table like the original disk {original_disk}'s, and a DOS table reaches only the first {reach_gib} GiB of a disk (2^32 sectors of {sector} bytes): the LUKS container there would hold {have_extents} extents but {need_extents} are allocated ({short_mib} MiB short). A larger spare does not help. Shrink logical volumes by at least that much first ({lvs}), or use --strategy spare-return, which uses the whole spare without a partition table"
+    )]
+    SpareKeepDosLimit {
+        spare: String,
+        spare_gib: u64,
+        original_disk: String,
+        reach_gib: u64,
+        sector: u32,
+        have_extents: u64,
+        need_extents: u64,
+        short_mib: u64,
+        lvs: String,
+    },
 
     #[error(
         "the backup path {path} is on {device}, which this migration rewrites; a backup there could be lost with what it protects. Choose a path on another disk (a USB stick) or the live system's RAM disk, and copy it off before rebooting"

@@ -22,6 +22,69 @@ pub const COPY_MARKER: &str = ".luksify-boot-copied";
 /// Where the original /boot is mounted read-only while it is copied.
 pub const OLD_BOOT_MOUNT: &str = "/run/luksify/original-boot";
 const EXT_FILESYSTEMS: &[&str] = &["ext2", "ext3", "ext4"];
+/// A DOS partition entry holds its start and size as 32-bit sector counts,
+/// and sfdisk (libfdisk) ends a primary partition at sector 2^32 - 1 at the
+/// latest: a DOS table reaches 2^32 sectors of the disk, 2 TiB with 512-byte
+/// sectors.
+pub const DOS_MAX_SECTORS: u64 = 1 << 32;
+
+/// A file spare-keep runs from the target (in a chroot, after the data has
+/// moved): without it the migration would stop half-way, so its absence is
+/// refused at plan time. Packages as Debian 12 ships them (checked against
+/// the grub-pc-bin, grub2-common and grub-common 2.06 packages' contents).
+pub struct TargetNeed {
+    /// Paths inside the target, any one of which will do.
+    pub any_of: &'static [&'static str],
+    pub what: &'static str,
+    /// The Debian/Ubuntu package that installs it.
+    pub package: &'static str,
+}
+
+pub const TARGET_NEEDS: &[TargetNeed] = &[
+    TargetNeed {
+        // By this path: see the mke2fs step in target_steps.
+        any_of: &["sbin/mke2fs"],
+        what: "makes the new /boot filesystem",
+        package: "e2fsprogs",
+    },
+    TargetNeed {
+        any_of: &["usr/sbin/grub-install", "sbin/grub-install"],
+        what: "installs GRUB on the spare",
+        package: "grub2-common",
+    },
+    TargetNeed {
+        any_of: &["usr/sbin/grub-mkconfig", "sbin/grub-mkconfig"],
+        what: "writes the spare's grub.cfg",
+        package: "grub-common",
+    },
+    // grub-install --target=i386-pc reads its platform from here; a target
+    // that boots through grub-efi alone (or was installed without
+    // grub-pc-bin) lacks it.
+    TargetNeed {
+        any_of: &["usr/lib/grub/i386-pc/modinfo.sh"],
+        what: "GRUB's BIOS (i386-pc) platform, which grub-install --target=i386-pc needs",
+        package: "grub-pc-bin",
+    },
+    TargetNeed {
+        any_of: &["usr/lib/grub/i386-pc/boot.img"],
+        what: "GRUB's boot sector for the spare's MBR",
+        package: "grub-pc-bin",
+    },
+];
+
+/// The target's files that spare-keep runs and it lacks.
+fn missing_target_files(target: &TargetOs) -> Result<Vec<&'static TargetNeed>, Refusal> {
+    let found = target
+        .spare_boot_files
+        .as_ref()
+        .ok_or_else(|| Refusal::UnknownState {
+            detail: "the snapshot does not record whether the target has mke2fs, grub-install and GRUB's BIOS modules, which spare-keep runs from it (it was made by an older luksify); probe again (`luksify probe --json`)".into(),
+        })?;
+    Ok(TARGET_NEEDS
+        .iter()
+        .filter(|n| !n.any_of.iter().any(|p| found.iter().any(|f| f == p)))
+        .collect())
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpareBoot {
@@ -29,6 +92,9 @@ pub struct SpareBoot {
     pub disk: String,
     /// `dos` or `gpt`: the original disk's kind.
     pub label: String,
+    /// The spare's size and logical sector size.
+    pub disk_bytes: u64,
+    pub sector_bytes: u32,
     /// The new /boot partition on the spare.
     pub boot_part: String,
     pub boot_bytes: u64,
@@ -49,13 +115,39 @@ impl SpareBoot {
         self.label == "gpt"
     }
 
-    /// Bytes the LUKS container gets on a spare of `disk_bytes`: what is left
-    /// after 1 MiB of alignment (the MBR gap on DOS), the BIOS boot partition
-    /// on GPT, /boot, and GPT's backup table at the end.
-    pub fn container_bytes(&self, disk_bytes: u64) -> u64 {
+    /// The part of the spare its partition table can reach: all of it on
+    /// GPT, the first 2^32 sectors on DOS.
+    ///
+    /// A DOS spare larger than that is not refused: its container is capped
+    /// at the limit, and the plan says so (see [`Self::unreachable_bytes`]).
+    /// The data came from a DOS disk, so it almost always fits below the
+    /// limit, and the capped spare boots like the original did. Giving it GPT
+    /// instead would change how this machine's firmware must boot it (some
+    /// BIOSes do not boot a GPT disk, which has no active MBR partition), and
+    /// the spare must boot here; a refusal would leave no way to use a large
+    /// disk with spare-keep at all. sfdisk caps a DOS partition at the same
+    /// place, so the plan's numbers are what it makes.
+    pub fn reachable_bytes(&self) -> u64 {
+        if self.gpt() {
+            self.disk_bytes
+        } else {
+            self.disk_bytes
+                .min(DOS_MAX_SECTORS * u64::from(self.sector_bytes.max(512)))
+        }
+    }
+
+    /// What lies beyond the DOS table's reach, left unpartitioned.
+    pub fn unreachable_bytes(&self) -> u64 {
+        self.disk_bytes - self.reachable_bytes()
+    }
+
+    /// Bytes the LUKS container gets: what the table reaches, less 1 MiB of
+    /// alignment (the MBR gap on DOS), the BIOS boot partition on GPT,
+    /// /boot, and GPT's backup table at the end.
+    pub fn container_bytes(&self) -> u64 {
         let front = MIB + if self.gpt() { MIB } else { 0 } + self.boot_bytes;
         let end = if self.gpt() { MIB } else { 0 };
-        disk_bytes.saturating_sub(front + end) / MIB * MIB
+        self.reachable_bytes().saturating_sub(front + end) / MIB * MIB
     }
 
     /// What the spare needs beyond the container itself.
@@ -80,7 +172,15 @@ impl SpareBoot {
                 "start=1MiB, size={boot_mib}MiB, type={linux}, bootable\n"
             ));
         }
-        s.push_str(&format!("type={linux}\n"));
+        if self.unreachable_bytes() > 0 {
+            // Explicit rather than left to sfdisk's cap.
+            s.push_str(&format!(
+                "size={}MiB, type={linux}\n",
+                self.container_bytes() / MIB
+            ));
+        } else {
+            s.push_str(&format!("type={linux}\n"));
+        }
         s
     }
 }
@@ -179,6 +279,23 @@ pub fn resolve(
             found: "GRUB 2 in /boot/grub2 (grub2-install, Red Hat's naming), which luksify does not drive yet".into(),
         });
     }
+    let missing = missing_target_files(target)?;
+    if !missing.is_empty() {
+        let mut packages: Vec<&str> = Vec::new();
+        for n in &missing {
+            if !packages.contains(&n.package) {
+                packages.push(n.package);
+            }
+        }
+        return Err(Refusal::SpareKeepTargetFiles {
+            missing: missing
+                .iter()
+                .map(|n| format!("/{} ({}; package {})", n.any_of[0], n.what, n.package))
+                .collect::<Vec<_>>()
+                .join(", "),
+            packages: packages.join(" "),
+        });
+    }
     let layout = |detail: String| Refusal::SpareKeepBootLayout {
         disk: orig_disk.clone(),
         detail,
@@ -242,9 +359,12 @@ pub fn resolve(
             fstype,
         });
     }
+    let spare_disk = snap.disks.iter().find(|d| d.path == spare);
     Ok(SpareBoot {
         disk: spare.to_string(),
         label,
+        disk_bytes: spare_disk.map(|d| d.size).unwrap_or(0),
+        sector_bytes: spare_disk.map(|d| d.logical_sector_size).unwrap_or(512),
         boot_part: new_part,
         boot_bytes: bytes,
         fstype,
@@ -262,6 +382,8 @@ mod tests {
         SpareBoot {
             disk: "/dev/vdb".into(),
             label: label.into(),
+            disk_bytes: 1024 * MIB,
+            sector_bytes: 512,
             boot_part: partition_path("/dev/vdb", boot_number(label == "gpt")),
             boot_bytes: 200 * MIB,
             fstype: "ext4".into(),
@@ -278,7 +400,7 @@ mod tests {
             s.sfdisk_script(),
             "label: dos\nstart=1MiB, size=200MiB, type=83, bootable\ntype=83\n"
         );
-        assert_eq!(s.container_bytes(1024 * MIB), 823 * MIB);
+        assert_eq!(s.container_bytes(), 823 * MIB);
         assert_eq!(s.boot_part, "/dev/vdb1");
     }
 
@@ -288,8 +410,34 @@ mod tests {
         let script = s.sfdisk_script();
         assert!(script.starts_with("label: gpt\nstart=1MiB, size=1MiB, type=21686148-"));
         assert_eq!(script.lines().count(), 4);
-        assert_eq!(s.container_bytes(1024 * MIB), 821 * MIB);
+        assert_eq!(s.container_bytes(), 821 * MIB);
         assert_eq!(s.boot_part, "/dev/vdb2");
         assert_eq!(partition_path("/dev/nvme1n1", 3), "/dev/nvme1n1p3");
+    }
+
+    #[test]
+    fn a_dos_table_reaches_two_to_the_32_sectors() {
+        const TIB: u64 = 1 << 40;
+        let mut s = sb("dos");
+        s.disk_bytes = 3 * TIB;
+        assert_eq!(s.reachable_bytes(), 2 * TIB);
+        assert_eq!(s.unreachable_bytes(), TIB);
+        assert_eq!(s.container_bytes(), 2 * TIB - 201 * MIB);
+        assert_eq!(
+            s.sfdisk_script(),
+            format!(
+                "label: dos\nstart=1MiB, size=200MiB, type=83, bootable\nsize={}MiB, type=83\n",
+                (2 * TIB - 201 * MIB) / MIB
+            ),
+            "the container ends within the table's reach"
+        );
+        // 4096-byte sectors reach 16 TiB.
+        s.sector_bytes = 4096;
+        assert_eq!(s.unreachable_bytes(), 0);
+        assert!(s.sfdisk_script().ends_with("\ntype=83\n"));
+        let mut g = sb("gpt");
+        g.disk_bytes = 3 * TIB;
+        assert_eq!(g.unreachable_bytes(), 0);
+        assert_eq!(g.container_bytes(), 3 * TIB - 203 * MIB);
     }
 }

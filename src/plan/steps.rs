@@ -201,12 +201,20 @@ pub fn partition_disk(b: &SpareBoot, container: &str) -> Step {
     };
     Step {
         title: format!(
-            "Partition {} ({}): {bios}/boot {} ({} MiB), LUKS container {} (the rest)",
+            "Partition {} ({}): {bios}/boot {} ({} MiB), LUKS container {} ({})",
             b.disk,
             b.label,
             b.boot_part,
             b.boot_bytes >> 20,
-            container
+            container,
+            if b.unreachable_bytes() > 0 {
+                format!(
+                    "{} MiB, up to where the DOS table's reach ends",
+                    b.container_bytes() >> 20
+                )
+            } else {
+                "the rest".into()
+            }
         ),
         why: format!(
             "the data stays on {} and it must boot without the original disk: it gets its own /boot{} next to the encrypted container, laid out like the original disk",

@@ -185,6 +185,12 @@ pub struct TargetOs {
     pub bootloader: Option<String>,
     pub has_cryptsetup: bool,
     pub has_cryptsetup_initramfs: bool,
+    /// Which of the files spare-keep runs from the target (its mke2fs,
+    /// grub-install, GRUB's BIOS modules: see
+    /// [`crate::plan::spare_boot::TARGET_NEEDS`]) exist, as paths inside it.
+    /// None in a snapshot from a luksify that did not look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spare_boot_files: Option<Vec<String>>,
     /// Boot-relevant configuration files (path inside the target → content),
     /// so `plan` can show exact diffs without the target mounted.
     pub files: std::collections::BTreeMap<String, String>,

@@ -180,9 +180,34 @@ fn read_target(
         bootloader: bootloader.map(String::from),
         has_cryptsetup,
         has_cryptsetup_initramfs,
+        spare_boot_files: Some(present_files(
+            src,
+            root,
+            crate::plan::spare_boot::TARGET_NEEDS
+                .iter()
+                .flat_map(|n| n.any_of.iter().copied()),
+        )),
         files: boot_files_of(src, root),
         boot_view: src.boot_view(root, &lv.vg, &lv.name),
     })
+}
+
+/// Those of `paths` (relative to the target's root at `root`) that exist.
+/// Listed, not opened, through the target's own relative symlinks (a merged
+/// /usr's `sbin -> usr/sbin`), as the chroot that runs them sees them.
+pub fn present_files<'a>(
+    src: &mut dyn Source,
+    root: &str,
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    paths
+        .into_iter()
+        .filter(|p| {
+            let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
+            src.list(&format!("{root}/{dir}")).iter().any(|f| f == name)
+        })
+        .map(String::from)
+        .collect()
 }
 
 /// Configuration files that the initramfs and boot-configuration steps edit or read.

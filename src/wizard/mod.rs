@@ -195,11 +195,11 @@ fn choose_spare(
             }
         }
     }
-    let cands = eligible::spare_candidates(snap, vg, &choices.luks);
+    let cands = eligible::spare_candidates(snap, vg, choices);
     let offered: Vec<&eligible::Candidate> = cands.iter().filter(|c| c.why_not.is_none()).collect();
     println!(
         "\nThe spare disk holds the data while it moves; it needs at least {} MiB.",
-        eligible::min_spare_mib(snap, vg)
+        eligible::min_spare_mib(snap, vg, choices)
     );
     for c in cands.iter().filter(|c| c.why_not.is_some()) {
         println!(
@@ -211,7 +211,7 @@ fn choose_spare(
     if offered.is_empty() {
         bail!(
             "no disk here can serve as the spare. Attach an empty disk of at least {} MiB that the installed system does not use, and run luksify again. Nothing was written",
-            eligible::min_spare_mib(snap, vg)
+            eligible::min_spare_mib(snap, vg, choices)
         );
     }
     for (i, c) in offered.iter().enumerate() {

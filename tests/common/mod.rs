@@ -130,12 +130,22 @@ pub fn built_seed() -> Snapshot {
             bootloader: Some("grub2".into()),
             has_cryptsetup: true,
             has_cryptsetup_initramfs: false,
+            spare_boot_files: Some(SPARE_BOOT_FILES.iter().map(|f| f.to_string()).collect()),
             files: Default::default(),
             boot_view: None,
         }),
         unreplayed_journals: Vec::new(),
     }
 }
+
+/// What a Debian 12 target with grub-pc has of the files spare-keep runs.
+pub const SPARE_BOOT_FILES: &[&str] = &[
+    "sbin/mke2fs",
+    "usr/sbin/grub-install",
+    "usr/sbin/grub-mkconfig",
+    "usr/lib/grub/i386-pc/modinfo.sh",
+    "usr/lib/grub/i386-pc/boot.img",
+];
 
 pub fn empty_disk(path: &str, size: u64, serial: &str) -> Disk {
     Disk {
