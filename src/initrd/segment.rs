@@ -184,8 +184,7 @@ fn plain_segment(
         spend(budget, consumed as u64, at)?;
         (rest[..consumed].to_vec(), entries, consumed)
     } else {
-        let (skeleton, entries, consumed) =
-            skim::skim_plain(rest).map_err(|e| at.skim(none, e))?;
+        let (skeleton, entries, consumed) = skim::skim_plain(rest).map_err(|e| at.skim(none, e))?;
         spend(budget, consumed as u64, at)?;
         (skeleton, entries, consumed)
     };
