@@ -12,7 +12,8 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use luksify::initrd::{
-    ArchiveError, CompressOptions, Compression, Image, Method, WriteMode, WriteOptions, list, write,
+    ArchiveError, CompressOptions, Compression, Image, Method, ReadOptions, WriteMode,
+    WriteOptions, list, write,
 };
 
 #[path = "support/initrd_oracle.rs"]
@@ -519,4 +520,23 @@ fn list_cli_accepts_a_real_image_and_refuses_garbage() {
     })
     .unwrap_err();
     assert!(format!("{e:#}").contains("byte 0: found"), "{e:#}");
+}
+
+#[test]
+fn listing_from_headers_alone_equals_listing_from_a_full_read_on_real_images() {
+    // `initrd list` skims (keeps no file contents); what it shows must be what
+    // a full read shows, on every image Debian's generators made.
+    let headers_only = ReadOptions {
+        contents: false,
+        ..ReadOptions::default()
+    };
+    for real in testkit::real_images().unwrap() {
+        let full = list(&Image::open(&real.path).unwrap()).to_json();
+        let skim = list(&Image::open_with(&real.path, &headers_only).unwrap()).to_json();
+        assert!(
+            full == skim,
+            "{}: the headers-only listing differs from the full one",
+            real.path.display()
+        );
+    }
 }

@@ -55,12 +55,14 @@ pub fn list(image: &Image) -> Listing {
             padding: s.padding,
             compression: s.compression,
             format: s.format,
-            uncompressed_size: s.data.len() as u64,
+            uncompressed_size: s.uncompressed_size,
             entries: s
                 .entries
                 .iter()
                 .filter(|e| !e.is_trailer())
                 .map(|e| {
+                    // Symlink targets are there whether or not the image was read
+                    // with file contents; file sizes come from the headers.
                     let data = s.entry_data(e);
                     EntryListing {
                         name: e.name_lossy(),
@@ -69,7 +71,7 @@ pub fn list(image: &Image) -> Listing {
                         uid: e.header.uid,
                         gid: e.header.gid,
                         nlink: e.header.nlink,
-                        size: data.len() as u64,
+                        size: e.header.filesize.into(),
                         link_target: (e.kind() == Kind::Symlink)
                             .then(|| String::from_utf8_lossy(data).into_owned()),
                     }

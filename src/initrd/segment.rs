@@ -24,6 +24,8 @@ pub struct Segment {
     pub format: CpioFormat,
     /// The decompressed cpio bytes; entries point into it.
     pub data: Vec<u8>,
+    /// Bytes of the decompressed cpio stream (`data.len()` when read with contents).
+    pub uncompressed_size: u64,
     /// Every record in order, trailers included.
     pub entries: Vec<Entry>,
     /// False when read with `ReadOptions::contents = false`: `data` then holds only
@@ -195,6 +197,7 @@ fn plain_segment(
         compression: none,
         format,
         data,
+        uncompressed_size: consumed as u64,
         entries,
         contents,
     })
@@ -209,17 +212,18 @@ fn compressed_segment(
     at: At,
     budget: &mut u64,
 ) -> Result<Segment, ArchiveError> {
-    let (data, entries, consumed) = if contents {
+    let (data, entries, consumed, uncompressed_size) = if contents {
         let decoded = compression::decompress(compression, rest, *budget)
             .map_err(|e| at.decode(compression, e))?;
-        spend(budget, decoded.data.len() as u64, at)?;
+        let size = decoded.data.len() as u64;
+        spend(budget, size, at)?;
         let (entries, _) =
             parse_archive(&decoded.data, false).map_err(|e| at.cpio(compression, e))?;
-        (decoded.data, entries, decoded.consumed)
+        (decoded.data, entries, decoded.consumed, size)
     } else {
         let s = skim::skim(compression, rest, *budget).map_err(|e| at.skim(compression, e))?;
         spend(budget, s.decoded, at)?;
-        (s.skeleton, s.entries, s.consumed)
+        (s.skeleton, s.entries, s.consumed, s.decoded)
     };
     let format = entries
         .first()
@@ -232,6 +236,7 @@ fn compressed_segment(
         compression,
         format,
         data,
+        uncompressed_size,
         entries,
         contents,
     })
