@@ -477,3 +477,30 @@ fn a_root_whose_journal_needs_recovery_is_named_with_the_fix() {
         "{r}"
     );
 }
+
+#[test]
+fn boot_too_full_for_the_unlock_luksify_adds() {
+    // The seed's target has no cryptsetup-initramfs: luksify adds the unlock to
+    // its image, which needs a backup of it and room for the new one.
+    let mut s = seed();
+    let space = |avail_mib: u64| {
+        Some(luksify::probe::BootSpace {
+            avail_bytes: avail_mib * MIB,
+            images: [("initrd.img-6.1.0-28-amd64".to_string(), 40 * MIB)].into(),
+        })
+    };
+    s.target.as_mut().unwrap().boot_space = space(90);
+    let r = refusal(&s, &choices(Strategy::SpareReturn));
+    assert!(matches!(r, Refusal::BootTooFull { .. }), "{r:?}");
+    let msg = r.to_string();
+    assert!(msg.contains("has 90 MiB free"), "{msg}");
+    assert!(msg.contains("about 96 MiB"), "{msg}");
+    assert!(msg.contains("then plan again"), "{msg}");
+    s.target.as_mut().unwrap().boot_space = space(96);
+    assert!(plan::plan(&s, &choices(Strategy::SpareReturn)).is_ok());
+    // The target's own update-initramfs (cryptsetup-initramfs) writes its
+    // images itself; luksify does not check its room.
+    s.target.as_mut().unwrap().boot_space = space(1);
+    s.target.as_mut().unwrap().has_cryptsetup_initramfs = true;
+    assert!(plan::plan(&s, &choices(Strategy::SpareReturn)).is_ok());
+}

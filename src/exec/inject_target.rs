@@ -21,10 +21,9 @@ use crate::initrd::flavour::{Settings, UNLOCK_CONF};
 use crate::initrd::inject::{InjectOptions, inject};
 use crate::initrd::verify::{Verdict, verify};
 use crate::initrd::{Image, WriteMode, WriteOptions, inimage, write};
+use crate::plan::boot_room;
+pub use crate::plan::boot_room::{BACKUP_SUFFIX, image_names};
 use crate::sys::atomic_file;
-
-/// Appended to an image's name for the copy of the original.
-pub const BACKUP_SUFFIX: &str = ".luksify-backup";
 
 /// The container the images must unlock.
 pub struct Unlock<'a> {
@@ -45,18 +44,6 @@ impl Unlock<'_> {
             Some(self.root_lv),
             self.mapper_name,
         )
-    }
-}
-
-/// Kernel `kver`'s initramfs in /boot as the generator names it, most likely first.
-pub fn image_names(generator: Option<&str>, kver: &str) -> Vec<String> {
-    let debian = format!("/boot/initrd.img-{kver}");
-    let dracut = format!("/boot/initramfs-{kver}.img");
-    let old_redhat = format!("/boot/initrd-{kver}.img");
-    match generator {
-        Some("dracut") | Some("mkinitcpio") => vec![dracut, debian, old_redhat],
-        Some("nash") => vec![old_redhat, dracut, debian],
-        _ => vec![debian, dracut, old_redhat],
     }
 }
 
@@ -108,42 +95,33 @@ pub fn preflight(
     Ok(images)
 }
 
-/// Room the new image may take beyond the original: cryptsetup, its
-/// libraries, the dm-crypt modules and the hook, compressed, are a few MiB.
-const GROWTH: u64 = 16 << 20;
-
 /// Refuses, before anything in /boot is written, when its file system cannot
-/// hold a backup of each image not yet backed up plus the largest new image
-/// while it is being written.
+/// hold what `boot_room::needed` says (the plan checked the same from the probe).
 fn check_room(images: &[(String, PathBuf)]) -> Result<()> {
     let Some((_, first)) = images.first() else {
         return Ok(());
     };
     let dir = first.parent().unwrap_or(Path::new("/"));
-    let mut backups = 0u64;
-    let mut largest = 0u64;
-    for (_, image) in images {
-        let len = fs::metadata(image)
-            .with_context(|| format!("reading {}", image.display()))?
-            .len();
-        if !backup_of(image).exists() {
-            backups += len;
-        }
-        largest = largest.max(len);
-    }
+    let sizes = images
+        .iter()
+        .map(|(_, image)| {
+            let len = fs::metadata(image)
+                .with_context(|| format!("reading {}", image.display()))?
+                .len();
+            Ok((len, backup_of(image).exists()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let st = nix::sys::statvfs::statvfs(dir)
         .with_context(|| format!("reading the free space of {}", dir.display()))?;
     let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
-    enough_room(dir, avail, backups + largest + GROWTH)
+    enough_room(dir, avail, boot_room::needed(sizes))
 }
 
 fn enough_room(dir: &Path, avail: u64, needed: u64) -> Result<()> {
-    if avail < needed {
+    if let Some(detail) = boot_room::shortfall(avail, needed) {
         bail!(
-            "{} has {} MiB free, but adding the unlock needs about {} MiB there (a backup of each initramfs and room to write the new one); nothing in it was changed. Make room in the target's /boot (remove kernels it no longer needs, e.g. `chroot ROOT apt-get purge linux-image-OLD`), then run `luksify migrate` again: it resumes here",
+            "{} {detail}; nothing in it was changed. Make room in the target's /boot (remove kernels it no longer needs, e.g. `chroot ROOT apt-get purge linux-image-OLD`), then run `luksify migrate` again: it resumes here",
             dir.display(),
-            avail >> 20,
-            needed.div_ceil(1 << 20)
         );
     }
     Ok(())
@@ -243,7 +221,7 @@ mod tests {
         let images = vec![("6.1".to_string(), image.clone())];
         // The temp dir's file system has room for 1 MiB twice plus the margin.
         check_room(&images).unwrap();
-        let err = enough_room(dir.path(), 10 << 20, (2 << 20) + GROWTH)
+        let err = enough_room(dir.path(), 10 << 20, (2 << 20) + boot_room::GROWTH)
             .unwrap_err()
             .to_string();
         assert!(err.contains("has 10 MiB free"), "{err}");

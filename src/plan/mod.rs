@@ -1,6 +1,7 @@
 //! Snapshot + Choices → Plan, or a Refusal. Pure: no I/O, so every state of a
 //! migration can be tested from a saved snapshot.
 
+pub mod boot_room;
 pub mod capacity;
 pub mod choices;
 pub mod ladder;

@@ -110,6 +110,11 @@ pub enum Refusal {
     NoCryptsetup,
 
     #[error(
+        "the target's /boot {detail}; luksify adds the unlock to each kernel's image there once the data has moved. Make room in it before migrating (remove kernels it no longer needs: mount the target and `chroot /mnt apt-get purge linux-image-OLD`), then plan again"
+    )]
+    BootTooFull { detail: String },
+
+    #[error(
         "spare {spare} already holds volume group data of the VG being encrypted; choose an unused disk"
     )]
     SpareIsOriginal { spare: String },

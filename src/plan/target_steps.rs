@@ -10,6 +10,16 @@ use crate::probe::{Snapshot, TargetOs};
 
 pub const TARGET_MOUNT: &str = "/run/luksify/target";
 
+/// Whether the target's own generator rebuilds its images with the unlock
+/// (rather than luksify adding the unlock to the existing ones).
+pub fn uses_target_generator(t: &TargetOs) -> bool {
+    match t.initramfs_generator.as_deref() {
+        Some("initramfs-tools") => t.has_cryptsetup_initramfs,
+        Some("dracut") => true,
+        _ => false,
+    }
+}
+
 pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
     let t = l.target;
     let (vg, lv) = t.root_lv.split_once('/').unwrap_or((&l.vg, ""));
@@ -20,11 +30,7 @@ pub fn steps(snap: &Snapshot, l: &Layout, boot: Preview) -> Vec<Step> {
         .find(|e| e.mount_point == "/boot")
         .and_then(|e| resolve_spec(snap, &e.spec))
         .filter(|_| l.spare_boot.is_none());
-    let use_target_generator = match t.initramfs_generator.as_deref() {
-        Some("initramfs-tools") => t.has_cryptsetup_initramfs,
-        Some("dracut") => true,
-        _ => false,
-    };
+    let use_target_generator = uses_target_generator(t);
     let initramfs_why = if use_target_generator {
         format!(
             "the target's own {} already knows how to unlock LUKS; it regenerates every kernel's image from the new crypttab",

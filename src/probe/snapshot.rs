@@ -170,6 +170,15 @@ pub struct Mount {
     pub device_number: String,
 }
 
+/// Free space in the file system holding the target's /boot, and the sizes of
+/// the initramfs images there (and of any backups luksify made of them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSpace {
+    pub avail_bytes: u64,
+    /// File name in /boot → bytes.
+    pub images: std::collections::BTreeMap<String, u64>,
+}
+
 /// Facts read from the target's root filesystem, mounted read-only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TargetOs {
@@ -191,6 +200,11 @@ pub struct TargetOs {
     /// None in a snapshot from a luksify that did not look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spare_boot_files: Option<Vec<String>>,
+    /// Room in the target's /boot, for the plan to check before any data moves
+    /// that adding the unlock to its initramfs images will fit. None when the
+    /// probe could not tell, or a luksify that did not look made the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_space: Option<BootSpace>,
     /// Boot-relevant configuration files (path inside the target → content),
     /// so `plan` can show exact diffs without the target mounted.
     pub files: std::collections::BTreeMap<String, String>,

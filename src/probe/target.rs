@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 
-use super::snapshot::{FstabEntry, Lv, Snapshot, TargetOs};
+use super::snapshot::{BootSpace, FstabEntry, Lv, Snapshot, TargetOs};
 use super::source::Source;
 
 const MOUNT_BASE: &str = "/run/luksify/probe";
@@ -187,8 +187,45 @@ fn read_target(
                 .iter()
                 .flat_map(|n| n.any_of.iter().copied()),
         )),
+        boot_space: boot_space(src, root, &boot_files),
         files: boot_files_of(src, root),
         boot_view: src.boot_view(root, &lv.vg, &lv.name),
+    })
+}
+
+/// What `stat` says about the target's /boot: its file system's free bytes and
+/// the size of each initramfs image (or backup) in it. None when stat cannot
+/// answer (or a replayed recording predates this look).
+fn boot_space(src: &mut dyn Source, root: &str, boot_files: &[String]) -> Option<BootSpace> {
+    let dir = format!("{root}/boot");
+    let fs = src.run(&["stat", "-f", "-c", "%a %S", &dir]).ok()?;
+    let (blocks, block_size) = fs.stdout.trim().split_once(' ').filter(|_| fs.code == 0)?;
+    let avail_bytes = blocks
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(block_size.parse().ok()?)?;
+    let paths: Vec<String> = boot_files
+        .iter()
+        .filter(|f| f.starts_with("initrd") || f.starts_with("initramfs"))
+        .map(|f| format!("{dir}/{f}"))
+        .collect();
+    let mut images = std::collections::BTreeMap::new();
+    if !paths.is_empty() {
+        let mut argv = vec!["stat", "-L", "-c", "%s %n"];
+        argv.extend(paths.iter().map(String::as_str));
+        let out = src.run(&argv).ok()?;
+        for line in out.stdout.lines() {
+            if let Some((size, path)) = line.split_once(' ')
+                && let (Ok(size), Some(name)) =
+                    (size.parse(), path.strip_prefix(&format!("{dir}/")))
+            {
+                images.insert(name.to_string(), size);
+            }
+        }
+    }
+    Some(BootSpace {
+        avail_bytes,
+        images,
     })
 }
 
@@ -306,5 +343,43 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[1].spec, "UUID=abc");
         assert_eq!(e[0].options, "errors=remount-ro");
+    }
+
+    #[test]
+    fn boot_space_is_what_stat_says_about_a_real_boot_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let boot = root.path().join("boot");
+        std::fs::create_dir(&boot).unwrap();
+        std::fs::write(boot.join("initrd.img-6.1.0-28-amd64"), vec![0u8; 3000]).unwrap();
+        std::fs::write(
+            boot.join("initrd.img-6.1.0-28-amd64.luksify-backup"),
+            vec![0u8; 2000],
+        )
+        .unwrap();
+        std::fs::write(boot.join("vmlinuz-6.1.0-28-amd64"), vec![0u8; 100]).unwrap();
+        let root_str = root.path().to_str().unwrap();
+        let mut src = super::super::source::RealSource;
+        let files = src.list(&format!("{root_str}/boot"));
+        let space = boot_space(&mut src, root_str, &files).expect("stat answers");
+        let want: std::collections::BTreeMap<String, u64> = [
+            ("initrd.img-6.1.0-28-amd64".to_string(), 3000),
+            ("initrd.img-6.1.0-28-amd64.luksify-backup".to_string(), 2000),
+        ]
+        .into();
+        assert_eq!(space.images, want);
+        let st = nix::sys::statvfs::statvfs(&boot).unwrap();
+        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+        // Other writers may change it a little between the two looks.
+        assert!(
+            space.avail_bytes.abs_diff(avail) < 64 << 20,
+            "{space:?} vs {avail}"
+        );
+        assert!(space.avail_bytes > 0);
+    }
+
+    #[test]
+    fn no_boot_space_when_a_replayed_recording_lacks_the_stat_commands() {
+        let mut src = super::super::source::Replay(Default::default());
+        assert_eq!(boot_space(&mut src, "/x", &["initrd.img-1".into()]), None);
     }
 }

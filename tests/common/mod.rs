@@ -131,6 +131,7 @@ pub fn built_seed() -> Snapshot {
             has_cryptsetup: true,
             has_cryptsetup_initramfs: false,
             spare_boot_files: Some(SPARE_BOOT_FILES.iter().map(|f| f.to_string()).collect()),
+            boot_space: None,
             files: Default::default(),
             boot_view: None,
         }),

@@ -1,0 +1,152 @@
+//! Whether the target's /boot has room for luksify to add the unlock to its
+//! initramfs images: the same arithmetic at plan time (from the probe's
+//! `BootSpace`) and at the step (from the mounted file system), so a plan that
+//! passes is not refused after the data has moved.
+
+use super::refusal::Refusal;
+use crate::probe::TargetOs;
+
+/// Appended to an image's name for the copy of the original.
+pub const BACKUP_SUFFIX: &str = ".luksify-backup";
+
+/// Room the new image may take beyond the original: cryptsetup, its
+/// libraries, the dm-crypt modules and the hook, compressed, are a few MiB.
+pub const GROWTH: u64 = 16 << 20;
+
+/// Kernel `kver`'s initramfs in /boot as the generator names it, most likely first.
+pub fn image_names(generator: Option<&str>, kver: &str) -> Vec<String> {
+    let debian = format!("/boot/initrd.img-{kver}");
+    let dracut = format!("/boot/initramfs-{kver}.img");
+    let old_redhat = format!("/boot/initrd-{kver}.img");
+    match generator {
+        Some("dracut") | Some("mkinitcpio") => vec![dracut, debian, old_redhat],
+        Some("nash") => vec![old_redhat, dracut, debian],
+        _ => vec![debian, dracut, old_redhat],
+    }
+}
+
+/// Bytes /boot must have free for images of these sizes, each with whether a
+/// backup of it exists already: a backup of each that has none, plus the
+/// largest new image while it is written (before it replaces the old one).
+pub fn needed(images: impl IntoIterator<Item = (u64, bool)>) -> u64 {
+    let (mut backups, mut largest) = (0u64, 0u64);
+    for (len, backed_up) in images {
+        if !backed_up {
+            backups += len;
+        }
+        largest = largest.max(len);
+    }
+    backups + largest + GROWTH
+}
+
+/// The refusal's words for `avail` free against `needed`, shared with the step.
+pub fn shortfall(avail: u64, needed: u64) -> Option<String> {
+    (avail < needed).then(|| {
+        format!(
+            "has {} MiB free, but adding the unlock needs about {} MiB there (a backup of each initramfs and room to write the new one)",
+            avail >> 20,
+            needed.div_ceil(1 << 20)
+        )
+    })
+}
+
+/// Refuses, at plan time, a target whose /boot cannot hold what the step that
+/// adds the unlock writes; silent when the probe could not tell (the step
+/// checks again on the mounted file system).
+pub fn check(t: &TargetOs) -> Result<(), Refusal> {
+    let Some(space) = &t.boot_space else {
+        return Ok(());
+    };
+    let images = t.kernels.iter().filter_map(|k| {
+        image_names(t.initramfs_generator.as_deref(), k)
+            .into_iter()
+            .map(|n| n.trim_start_matches("/boot/").to_string())
+            .find_map(|n| {
+                let len = *space.images.get(&n)?;
+                Some((
+                    len,
+                    space.images.contains_key(&format!("{n}{BACKUP_SUFFIX}")),
+                ))
+            })
+    });
+    match shortfall(space.avail_bytes, needed(images)) {
+        Some(detail) => Err(Refusal::BootTooFull { detail }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::BootSpace;
+
+    const MIB: u64 = 1 << 20;
+
+    fn target(generator: &str, avail_mib: u64, images: &[(&str, u64)]) -> TargetOs {
+        TargetOs {
+            initramfs_generator: Some(generator.into()),
+            kernels: vec!["6.1.0-28-amd64".into(), "6.1.0-30-amd64".into()],
+            boot_space: Some(BootSpace {
+                avail_bytes: avail_mib * MIB,
+                images: images
+                    .iter()
+                    .map(|(n, m)| (n.to_string(), m * MIB))
+                    .collect(),
+            }),
+            ..TargetOs::default()
+        }
+    }
+
+    #[test]
+    fn room_is_a_backup_of_each_image_without_one_plus_the_largest_plus_growth() {
+        assert_eq!(
+            needed([(30 * MIB, false), (40 * MIB, false)]),
+            110 * MIB + GROWTH
+        );
+        assert_eq!(
+            needed([(30 * MIB, true), (40 * MIB, false)]),
+            80 * MIB + GROWTH
+        );
+        assert_eq!(needed([]), GROWTH);
+    }
+
+    #[test]
+    fn a_boot_without_room_for_backups_and_the_new_image_is_refused_with_the_numbers() {
+        let images = [
+            ("initrd.img-6.1.0-28-amd64", 30),
+            ("initrd.img-6.1.0-30-amd64", 40),
+        ];
+        // 30 + 40 backups, 40 for the new image, 16 of growth: 126 MiB.
+        let e = check(&target("initramfs-tools", 125, &images)).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("has 125 MiB free"), "{text}");
+        assert!(text.contains("about 126 MiB"), "{text}");
+        assert!(text.contains("apt-get purge linux-image-OLD"), "{text}");
+        assert!(check(&target("initramfs-tools", 126, &images)).is_ok());
+    }
+
+    #[test]
+    fn existing_backups_and_the_generators_own_names_count() {
+        // An interrupted run made one backup already: only the other needs one.
+        let images = [
+            ("initrd.img-6.1.0-28-amd64", 30),
+            ("initrd.img-6.1.0-28-amd64.luksify-backup", 30),
+            ("initrd.img-6.1.0-30-amd64", 40),
+        ];
+        assert!(check(&target("initramfs-tools", 96, &images)).is_ok());
+        assert!(check(&target("initramfs-tools", 95, &images)).is_err());
+        // nash names its images initrd-KVER.img.
+        let nash = [
+            ("initrd-6.1.0-28-amd64.img", 30),
+            ("initrd-6.1.0-30-amd64.img", 40),
+        ];
+        assert!(check(&target("nash", 125, &nash)).is_err());
+    }
+
+    #[test]
+    fn an_unknown_boot_space_is_left_to_the_step() {
+        let mut t = target("initramfs-tools", 0, &[]);
+        t.boot_space = None;
+        assert!(check(&t).is_ok());
+    }
+}
