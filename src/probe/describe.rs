@@ -96,13 +96,17 @@ pub fn text(s: &Snapshot) -> String {
         Some(t) => {
             let _ = writeln!(
                 o,
-                "Target system: {} on {} (initramfs: {}, boot: {}, kernels: {}, cryptsetup: {})",
+                "Target system: {} on {} (initramfs: {}, boot: {}, kernels: {}, cryptsetup: {}{})",
                 t.pretty_name.as_deref().unwrap_or("unknown"),
                 t.root_lv,
                 t.initramfs_generator.as_deref().unwrap_or("unknown"),
                 t.bootloader.as_deref().unwrap_or("unknown"),
                 t.kernels.join(", "),
-                if t.has_cryptsetup { "yes" } else { "no" }
+                if t.has_cryptsetup { "yes" } else { "no" },
+                t.boot_space
+                    .as_ref()
+                    .map(|b| format!(", /boot: {} MiB free", b.avail_bytes >> 20))
+                    .unwrap_or_default()
             );
         }
         None => {

@@ -115,6 +115,17 @@ fn legacy_layout_with_nash_boots_after_a_wrong_passphrase() {
         probe.contains("initramfs: nash, boot: grub-legacy"),
         "{probe}"
     );
+    // The room check's figure, read with the live system's (busybox) stat.
+    let free = regex::Regex::new(r"/boot: (\d+) MiB free").unwrap();
+    let mib: u64 = free
+        .captures(&probe)
+        .unwrap_or_else(|| panic!("the probe names /boot's free space:\n{probe}"))[1]
+        .parse()
+        .unwrap();
+    assert!(
+        mib > 100 && mib < vm_tests::target_disk::BOOT_MIB,
+        "{probe}"
+    );
     store_secret(c, "/root/pass", PASSPHRASE, T);
     let (text, migrate_time) = migrate_yes(c, Duration::from_secs(1800));
     for expected in [
