@@ -498,9 +498,12 @@ fn boot_too_full_for_the_unlock_luksify_adds() {
     assert!(msg.contains("then plan again"), "{msg}");
     s.target.as_mut().unwrap().boot_space = space(96);
     assert!(plan::plan(&s, &choices(Strategy::SpareReturn)).is_ok());
-    // The target's own update-initramfs (cryptsetup-initramfs) writes its
-    // images itself; luksify does not check its room.
-    s.target.as_mut().unwrap().boot_space = space(1);
+    // With cryptsetup-initramfs the target's update-initramfs writes each new
+    // image beside the old one: room for the largest and the growth.
     s.target.as_mut().unwrap().has_cryptsetup_initramfs = true;
+    s.target.as_mut().unwrap().boot_space = space(55);
+    let msg = refusal(&s, &choices(Strategy::SpareReturn)).to_string();
+    assert!(msg.contains("update-initramfs needs about 56 MiB"), "{msg}");
+    s.target.as_mut().unwrap().boot_space = space(56);
     assert!(plan::plan(&s, &choices(Strategy::SpareReturn)).is_ok());
 }

@@ -1,7 +1,8 @@
-//! Whether the target's /boot has room for luksify to add the unlock to its
-//! initramfs images: the same arithmetic at plan time (from the probe's
-//! `BootSpace`) and at the step (from the mounted file system), so a plan that
-//! passes is not refused after the data has moved.
+//! Whether the target's /boot has room for the initramfs step: luksify adding
+//! the unlock to the images (the same arithmetic at plan time, from the probe's
+//! `BootSpace`, and at the step, from the mounted file system), or the target's
+//! update-initramfs rebuilding them; so a plan that passes is not stopped by a
+//! full /boot after the data has moved.
 
 use super::refusal::Refusal;
 use crate::probe::TargetOs;
@@ -39,20 +40,30 @@ pub fn needed(images: impl IntoIterator<Item = (u64, bool)>) -> u64 {
     backups + largest + GROWTH
 }
 
-/// The refusal's words for `avail` free against `needed`, shared with the step.
+/// The refusal's words for `avail` free against `needed` when luksify writes
+/// the images, shared with the step.
 pub fn shortfall(avail: u64, needed: u64) -> Option<String> {
-    (avail < needed).then(|| {
+    shortfall_for(avail, needed, |mib| {
         format!(
-            "has {} MiB free, but adding the unlock needs about {} MiB there (a backup of each initramfs and room to write the new one)",
-            avail >> 20,
-            needed.div_ceil(1 << 20)
+            "adding the unlock needs about {mib} MiB there (a backup of each initramfs and room to write the new one)"
         )
     })
 }
 
-/// Refuses, at plan time, a target whose /boot cannot hold what the step that
-/// adds the unlock writes; silent when the probe could not tell (the step
-/// checks again on the mounted file system).
+/// "has N MiB free, but " and `what` says what needs the MiB it is given.
+fn shortfall_for(avail: u64, needed: u64, what: impl Fn(u64) -> String) -> Option<String> {
+    (avail < needed).then(|| {
+        format!(
+            "has {} MiB free, but {}",
+            avail >> 20,
+            what(needed.div_ceil(1 << 20))
+        )
+    })
+}
+
+/// Refuses, at plan time, a target whose /boot cannot hold what the initramfs
+/// step writes there; silent when the probe could not tell (luksify's own
+/// step checks again on the mounted file system).
 pub fn check(t: &TargetOs) -> Result<(), Refusal> {
     let Some(space) = &t.boot_space else {
         return Ok(());
@@ -69,7 +80,22 @@ pub fn check(t: &TargetOs) -> Result<(), Refusal> {
                 ))
             })
     });
-    match shortfall(space.avail_bytes, needed(images)) {
+    let detail = if !super::target_steps::uses_target_generator(t) {
+        shortfall(space.avail_bytes, needed(images))
+    } else if t.initramfs_generator.as_deref() == Some("initramfs-tools") {
+        // update-initramfs writes IMAGE.new beside each image (its backup is a
+        // hard link), then renames it over the old one.
+        let needed = needed(images.map(|(len, _)| (len, true)));
+        shortfall_for(space.avail_bytes, needed, |mib| {
+            format!(
+                "the target's update-initramfs needs about {mib} MiB there to write each new image (with cryptsetup-initramfs's additions) beside the old one"
+            )
+        })
+    } else {
+        // dracut writes its image elsewhere and copies it over the old one.
+        None
+    };
+    match detail {
         Some(detail) => Err(Refusal::BootTooFull { detail }),
         None => Ok(()),
     }
@@ -141,6 +167,25 @@ mod tests {
             ("initrd-6.1.0-30-amd64.img", 40),
         ];
         assert!(check(&target("nash", 125, &nash)).is_err());
+    }
+
+    #[test]
+    fn update_initramfs_needs_room_for_the_largest_new_image_only() {
+        let images = [
+            ("initrd.img-6.1.0-28-amd64", 30),
+            ("initrd.img-6.1.0-30-amd64", 40),
+        ];
+        let mut t = target("initramfs-tools", 55, &images);
+        t.has_cryptsetup_initramfs = true;
+        let e = check(&t).unwrap_err().to_string();
+        assert!(e.contains("has 55 MiB free"), "{e}");
+        assert!(e.contains("update-initramfs needs about 56 MiB"), "{e}");
+        t.boot_space.as_mut().unwrap().avail_bytes = 56 * MIB;
+        assert!(check(&t).is_ok());
+        // dracut copies its image over the old one: not checked.
+        let mut d = target("dracut", 1, &[("initramfs-6.1.0-28-amd64.img", 30)]);
+        d.has_cryptsetup_initramfs = false;
+        assert!(check(&d).is_ok());
     }
 
     #[test]

@@ -26,9 +26,7 @@ pub fn check(snap: &Snapshot, l: &Layout, choices: &Choices) -> Result<(), Refus
     if !l.target.has_cryptsetup && !l.target.has_cryptsetup_initramfs {
         return Err(Refusal::NoCryptsetup);
     }
-    if !super::target_steps::uses_target_generator(l.target) {
-        super::boot_room::check(l.target)?;
-    }
+    super::boot_room::check(l.target)?;
     sector_sizes(snap, l)?;
     backup_location(snap, l, choices)
 }
