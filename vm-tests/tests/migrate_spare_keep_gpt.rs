@@ -6,19 +6,20 @@
 //! writes the protective MBR's boot code and the core. Then the SPARE boots
 //! alone through SeaBIOS and its own GRUB, cryptsetup-initramfs asks for the
 //! passphrase, and boot-check finds the file tree intact, root on dm-crypt
-//! and swap on. The original's bytes up to the end of its /boot (protective
+//! and swap on. (First the GPT original boots unencrypted through its own
+//! GRUB, to show the fixture is a bootable GPT install.) The original's bytes up to the end of its /boot (protective
 //! MBR, primary GPT, BIOS boot partition, /boot) are unchanged.
 
 mod common;
 mod migrate_common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::*;
 use migrate_common::Scenario;
 use migrate_common::spare_keep::plan_and_migrate;
 use vm_tests::target_disk::{BOOT_MIB, Variant};
-use vm_tests::unlock_boot;
+use vm_tests::unlock_boot::{self, boot_unencrypted};
 
 /// GPT's BIOS boot partition type, as `sfdisk --dump` prints it.
 const BIOS_BOOT: &str = "type=21686148-6449-6E6F-744E-656564454649";
@@ -38,6 +39,18 @@ fn spare_keep_from_a_gpt_disk_boots_from_the_spare_alone() {
     // /boot as large as the original's, GPT's 2 MiB and the container.
     let s = Scenario::of_variant(Variant::Gpt, |root_mib| root_mib + BOOT_MIB + 512);
     let ready = t0.elapsed();
+    // The GPT original itself boots through SeaBIOS and its GRUB (the
+    // protective MBR's boot code, the core in vda1): the baseline.
+    let t_plain = Instant::now();
+    let plain =
+        boot_unencrypted("target-gpt-boot-plain", &s.disk, Duration::from_secs(240)).unwrap();
+    plain.verify_unencrypted().unwrap();
+    assert!(
+        plain.text.contains("BOOTCHECK-LSBLK: `-vda3"),
+        "{}",
+        plain.text
+    );
+    let plain_time = t_plain.elapsed();
     let m = plan_and_migrate(&s, "migrate-spare-keep-gpt");
     // The spare's table: the BIOS boot partition first, then /boot, then
     // the container.
@@ -59,7 +72,7 @@ fn spare_keep_from_a_gpt_disk_boots_from_the_spare_alone() {
     let report =
         unlock_boot::boot_and_unlock("migrate-spare-keep-gpt-boot", &s.spare, PASSPHRASE).unwrap();
     eprintln!(
-        "timings: artefacts {ready:.1?}, migrate {:.1?}, boot from the spare alone+unlock+check {:.1?}, total {:.1?}",
+        "timings: artefacts {ready:.1?}, unencrypted boot of the original {plain_time:.1?}, migrate {:.1?}, boot from the spare alone+unlock+check {:.1?}, total {:.1?}",
         m.migrate_time,
         t_boot.elapsed(),
         t0.elapsed()
