@@ -429,8 +429,11 @@ fn build_into(kernel: &GuestKernel, root: &Path, grub: &Path, dir: &Path) -> Res
         &image,
         [&boot_img, &root_img],
         root_mib,
-        LAYOUT,
-        "",
+        target_disk::Script {
+            text: LAYOUT,
+            extra_env: "",
+            table_mib: 0,
+        },
     )?;
     install_grub(grub, &image)?;
     fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;

@@ -1,7 +1,8 @@
 //! The VM target disk: a Debian 12 install in the seed layout (DOS label,
 //! vda1 /boot ext4, vda2 the PV of vg0 holding LVs root and swap), GRUB in
 //! the MBR, cryptsetup-initramfs installed (or, as [`Variant::NoCryptsetupInitramfs`],
-//! only the cryptsetup program), and `boot-check` as init: it
+//! only the cryptsetup program; [`Variant::Gpt`] is the same install on a
+//! GPT label), and `boot-check` as init: it
 //! reports the root device, device-mapper tables, swap and the sha256 sums
 //! of a known file tree on the console, then powers off.
 //!
@@ -36,6 +37,7 @@ const RECIPE: &str = "vm-target-disk v2";
 
 pub(crate) const BOOT_CHECK: &str = include_str!("target_disk/boot-check.sh");
 const LAYOUT: &str = include_str!("target_disk/layout.sh");
+const LAYOUT_GPT: &str = include_str!("target_disk/layout-gpt.sh");
 
 const T: Duration = Duration::from_secs(300);
 
@@ -51,12 +53,17 @@ pub enum Variant {
     /// dracut instead of initramfs-tools (issue 6 item 1): its crypt and lvm
     /// modules can unlock LUKS given crypttab or rd.luks.uuid.
     Dracut,
+    /// [`Variant::WithCryptsetupInitramfs`]'s Debian root (the same cached
+    /// root) on a GPT label: vda1 a 1 MiB BIOS boot partition for GRUB's
+    /// core, vda2 /boot, vda3 the PV. SeaBIOS boots it through the
+    /// protective MBR's boot code.
+    Gpt,
 }
 
 impl Variant {
     fn packages(self) -> &'static [&'static str] {
         match self {
-            Variant::WithCryptsetupInitramfs => testkit::VM_TARGET_PACKAGES,
+            Variant::WithCryptsetupInitramfs | Variant::Gpt => testkit::VM_TARGET_PACKAGES,
             Variant::NoCryptsetupInitramfs => testkit::VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS,
             Variant::Dracut => testkit::VM_TARGET_PACKAGES_DRACUT,
         }
@@ -69,7 +76,40 @@ impl Variant {
             Variant::WithCryptsetupInitramfs => "",
             Variant::NoCryptsetupInitramfs => "no-cryptsetup-initramfs",
             Variant::Dracut => "dracut",
+            Variant::Gpt => "gpt",
         }
+    }
+
+    /// The script that partitions the disk in the live guest.
+    fn layout(self) -> &'static str {
+        match self {
+            Variant::Gpt => LAYOUT_GPT,
+            _ => LAYOUT,
+        }
+    }
+
+    /// MiB the partition table takes besides the 1 MiB gap in front: GPT's
+    /// BIOS boot partition and its backup table at the end.
+    fn table_mib(self) -> u64 {
+        match self {
+            Variant::Gpt => 2,
+            _ => 0,
+        }
+    }
+
+    /// The partition numbers of /boot and of the PV.
+    pub fn partitions(self) -> (u32, u32) {
+        match self {
+            Variant::Gpt => (2, 3),
+            _ => (1, 2),
+        }
+    }
+
+    /// Bytes from the disk's start to the end of /boot: the label, what
+    /// precedes /boot (the gap, GPT's BIOS boot partition) and /boot.
+    pub fn boot_end_bytes(self) -> u64 {
+        let bios = if self == Variant::Gpt { 1 } else { 0 };
+        (1 + bios + BOOT_MIB) << 20
     }
 }
 
@@ -270,13 +310,15 @@ pub fn build_variant(kernel: &GuestKernel, variant: Variant) -> Result<TargetDis
         RECIPE.as_bytes(),
         root_name.as_bytes(),
         BOOT_CHECK.as_bytes(),
-        LAYOUT.as_bytes(),
+        variant.layout().as_bytes(),
     ];
     if !variant.key().is_empty() {
         parts.push(variant.key().as_bytes());
     }
     let key = cache::key_of(&parts);
-    let dir = cache::entry("vm-target-disk", &key, |dir| build_into(kernel, &root, dir))?;
+    let dir = cache::entry("vm-target-disk", &key, |dir| {
+        build_into(kernel, variant, &root, dir)
+    })?;
     let root_mib: u64 = std::fs::read_to_string(dir.join("root-mib"))?
         .trim()
         .parse()?;
@@ -294,7 +336,7 @@ pub(crate) fn du_mib(dir: &Path) -> Result<u64> {
         .context("parsing du's output")
 }
 
-fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
+fn build_into(kernel: &GuestKernel, variant: Variant, root: &Path, dir: &Path) -> Result<()> {
     let work = tempfile::tempdir_in(dir)?;
     let staging = work.path().join("root");
     Cmd::new("cp")
@@ -327,17 +369,30 @@ fn build_into(kernel: &GuestKernel, root: &Path, dir: &Path) -> Result<()> {
         &image,
         [&boot_img, &root_img],
         root_mib,
-        LAYOUT,
-        &format!("VG={VG}"),
+        Script {
+            text: variant.layout(),
+            extra_env: &format!("VG={VG}"),
+            table_mib: variant.table_mib(),
+        },
     )?;
     std::fs::write(dir.join("root-mib"), format!("{root_mib}\n"))?;
     Ok(())
 }
 
+/// A layout script run by [`lay_out_in_guest`].
+pub(crate) struct Script<'a> {
+    pub text: &'a str,
+    /// `NAME=value` words put before the script's command line.
+    pub extra_env: &'a str,
+    /// MiB the partition table takes beyond the 1 MiB gap in front (GPT's
+    /// BIOS boot partition and backup table), added to the disk's size.
+    pub table_mib: u64,
+}
+
 /// Makes the empty disk `image` for a layout of `root_mib` MiB of root,
 /// then runs `script` in a live guest that sees it as vda and the host-made
 /// /boot and root filesystem images as vdb and vdc, with BOOT_MIB,
-/// ROOT_MIB, SWAP_MIB and `extra_env` in its environment. `name` names the
+/// ROOT_MIB, SWAP_MIB and the script's `extra_env` in its environment. `name` names the
 /// guest (and its log).
 pub(crate) fn lay_out_in_guest(
     kernel: &GuestKernel,
@@ -345,13 +400,12 @@ pub(crate) fn lay_out_in_guest(
     image: &Path,
     [boot_img, root_img]: [&Path; 2],
     root_mib: u64,
-    script: &str,
-    extra_env: &str,
+    script: Script,
 ) -> Result<()> {
     // 1 MiB label gap + /boot + PV: root + swap + 1 MiB of LVM metadata +
     // FREE_MIB unallocated, the room a LUKS2 header (16 MiB) takes when
     // spare-return turns the PV's partition into a container.
-    let total = 1 + BOOT_MIB + root_mib + SWAP_MIB + 4 + FREE_MIB;
+    let total = 1 + script.table_mib + BOOT_MIB + root_mib + SWAP_MIB + 4 + FREE_MIB;
     disk::create_sparse(image, total * disk::MIB)?;
     let live = live_env::build(kernel, &[])?;
     let mut g = GuestBuilder::new(name)
@@ -365,10 +419,11 @@ pub(crate) fn lay_out_in_guest(
     let c = g.console();
     c.wait_for("luksify-live: ready", T)?;
     c.init_shell(PROMPT, T)?;
-    c.put_file("/tmp/layout.sh", script.as_bytes(), T)?;
+    c.put_file("/tmp/layout.sh", script.text.as_bytes(), T)?;
     let out = c.exec(
         &format!(
-            "BOOT_MIB={BOOT_MIB} ROOT_MIB={root_mib} SWAP_MIB={SWAP_MIB} {extra_env} sh /tmp/layout.sh"
+            "BOOT_MIB={BOOT_MIB} ROOT_MIB={root_mib} SWAP_MIB={SWAP_MIB} {} sh /tmp/layout.sh",
+            script.extra_env
         ),
         Duration::from_secs(600),
     )?;

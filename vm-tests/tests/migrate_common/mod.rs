@@ -1,6 +1,8 @@
 //! Helpers of the migration scenarios.
 #![allow(dead_code)]
 
+pub mod spare_keep;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,7 @@ pub fn store_secret(c: &mut Console, path: &str, secret: &str, timeout: Duration
 pub struct Scenario {
     /// The kernel of the live guest and of the target disk.
     pub kernel: GuestKernel,
+    pub variant: target_disk::Variant,
     pub disk: TargetDisk,
     pub live: LiveEnv,
     pub target: PathBuf,
@@ -67,6 +70,7 @@ impl Scenario {
         disk::create_sparse(&spare, spare_mib(disk.root_mib) * MIB).unwrap();
         Scenario {
             kernel,
+            variant,
             disk,
             live,
             target,
