@@ -198,6 +198,7 @@ fn read_target(
 /// answer (or a replayed recording predates this look).
 fn boot_space(src: &mut dyn Source, root: &str, boot_files: &[String]) -> Option<BootSpace> {
     let dir = format!("{root}/boot");
+    let prefix = format!("{dir}/");
     let fs = src.run(&["stat", "-f", "-c", "%a %S", &dir]).ok()?;
     let (blocks, block_size) = fs.stdout.trim().split_once(' ').filter(|_| fs.code == 0)?;
     let avail_bytes = blocks
@@ -207,7 +208,7 @@ fn boot_space(src: &mut dyn Source, root: &str, boot_files: &[String]) -> Option
     let paths: Vec<String> = boot_files
         .iter()
         .filter(|f| f.starts_with("initrd") || f.starts_with("initramfs"))
-        .map(|f| format!("{dir}/{f}"))
+        .map(|f| format!("{prefix}{f}"))
         .collect();
     let mut images = std::collections::BTreeMap::new();
     if !paths.is_empty() {
@@ -216,8 +217,7 @@ fn boot_space(src: &mut dyn Source, root: &str, boot_files: &[String]) -> Option
         let out = src.run(&argv).ok()?;
         for line in out.stdout.lines() {
             if let Some((size, path)) = line.split_once(' ')
-                && let (Ok(size), Some(name)) =
-                    (size.parse(), path.strip_prefix(&format!("{dir}/")))
+                && let (Ok(size), Some(name)) = (size.parse(), path.strip_prefix(&prefix))
             {
                 images.insert(name.to_string(), size);
             }
