@@ -12,14 +12,25 @@
 //! and `verify` can check it. On a host-only target the crypt module already
 //! copies the crypttab lines the root needs; the whole file then replaces
 //! them, which on a freshly encrypted system is the same line.
+//!
+//! dracut is not told to write the image in place: it copies its result over
+//! its output file and deletes that file when the copy fails, so a /boot that
+//! fills up would leave the kernel with no image at all. It writes
+//! IMAGE.luksify-new instead, which replaces IMAGE by a rename once complete.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::inject_target::{free_bytes, refuse_short};
 use crate::boot::target_fs;
+use crate::plan::boot_room;
 use crate::sys::atomic_file;
+use crate::sys::process::Cmd;
+
+/// Appended to an image's name for the file dracut writes before it replaces the image.
+pub const NEW_SUFFIX: &str = ".luksify-new";
 
 /// luksify's dracut configuration in the target.
 pub const CONF_PATH: &str = "/etc/dracut.conf.d/90-luksify.conf";
@@ -54,6 +65,77 @@ pub fn install_conf(root: &Path) -> Result<()> {
     }
     atomic_file::write_atomic(&host, CONF.as_bytes(), 0o644)
         .with_context(|| format!("writing the target's {CONF_PATH}"))
+}
+
+/// Rebuilds each kernel's image with the target's dracut, in a chroot of the
+/// target mounted at `root`; `done` is told each image's name once it is in
+/// place. Refuses before the first write when /boot cannot hold the largest
+/// new image beside the old one; an image dracut fails to build stays as it was.
+pub fn rebuild(root: &Path, kernels: &[String], mut done: impl FnMut(&str)) -> Result<()> {
+    let images: Vec<(&String, String, PathBuf)> = kernels
+        .iter()
+        .map(|k| {
+            let image = image_path(root, k);
+            let host = target_fs::host(root, &target_fs::resolve(root, Path::new(&image)));
+            (k, image, host)
+        })
+        .collect();
+    let mut sizes = Vec::new();
+    for (_, _, host) in &images {
+        // A run cut short may have left its new image; it is rebuilt anyway.
+        let new = with_suffix(host, NEW_SUFFIX);
+        match fs::remove_file(&new) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", new.display()));
+            }
+            _ => {}
+        }
+        sizes.push(fs::metadata(host).map(|m| m.len()).unwrap_or(0));
+    }
+    if let Some((_, _, host)) = images.first() {
+        let dir = host.parent().unwrap_or(root);
+        let needed = boot_room::needed_beside(sizes);
+        refuse_short(dir, boot_room::dracut_shortfall(free_bytes(dir)?, needed))?;
+    }
+    for (k, image, host) in &images {
+        let new_image = format!("{image}{NEW_SUFFIX}");
+        let new = with_suffix(host, NEW_SUFFIX);
+        if let Err(e) = Cmd::new("chroot")
+            .args([root.as_os_str(), "dracut".as_ref(), "--force".as_ref()])
+            .args([new_image.as_str(), k.as_str()])
+            .run()
+        {
+            let _ = fs::remove_file(&new);
+            return Err(e).with_context(|| {
+                format!("the target's dracut building {new_image}; {image} was left as it was")
+            });
+        }
+        replace(&new, host).with_context(|| format!("putting {new_image} in place of {image}"))?;
+        done(image);
+    }
+    Ok(())
+}
+
+/// Renames `new` over `old`, with `old`'s permissions (dracut creates its
+/// output private to root; the image it replaces may not have been), on disk
+/// before and after the rename.
+fn replace(new: &Path, old: &Path) -> Result<()> {
+    if let Ok(m) = fs::metadata(old) {
+        fs::set_permissions(new, m.permissions())
+            .with_context(|| format!("setting the permissions of {}", new.display()))?;
+    }
+    fs::File::open(new)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {} to disk", new.display()))?;
+    fs::rename(new, old)
+        .with_context(|| format!("renaming {} to {}", new.display(), old.display()))?;
+    atomic_file::sync_dir(old.parent().unwrap_or(Path::new("/")))
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut name = p.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    p.with_file_name(name)
 }
 
 #[cfg(test)]

@@ -132,7 +132,8 @@ pub fn commands(action: &Action) -> Vec<String> {
                     ))
                     .chain(kernels.iter().map(|k| {
                         format!(
-                            "chroot {target_root} dracut --force IMAGE {k}   # IMAGE: /boot/initrd.img-{k} on Debian, else /boot/initramfs-{k}.img"
+                            "chroot {target_root} dracut --force IMAGE{new} {k}, then rename IMAGE{new} over IMAGE   # IMAGE: /boot/initrd.img-{k} on Debian, else /boot/initramfs-{k}.img",
+                            new = super::dracut_target::NEW_SUFFIX
                         )
                     }))
                     .collect(),

@@ -214,14 +214,9 @@ impl Runner {
                         let root = Path::new(target_root);
                         dracut_target::install_conf(root)?;
                         println!("  wrote {}", dracut_target::CONF_PATH);
-                        for k in kernels {
-                            let image = dracut_target::image_path(root, k);
-                            Cmd::new("chroot")
-                                .args([target_root.as_str(), "dracut", "--force", &image, k])
-                                .run()
-                                .with_context(|| format!("the target's dracut building {image}"))?;
-                            println!("  {image}: rebuilt by the target's dracut");
-                        }
+                        dracut_target::rebuild(root, kernels, |image| {
+                            println!("  {image}: rebuilt by the target's dracut")
+                        })?;
                     }
                     _ => {
                         Cmd::new("chroot")

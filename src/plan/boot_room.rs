@@ -40,6 +40,22 @@ pub fn needed(images: impl IntoIterator<Item = (u64, bool)>) -> u64 {
     backups + largest + GROWTH
 }
 
+/// Bytes /boot must have free for a generator that writes each new image
+/// beside the old one and then renames it over it: the largest new image.
+pub fn needed_beside(images: impl IntoIterator<Item = u64>) -> u64 {
+    needed(images.into_iter().map(|len| (len, true)))
+}
+
+/// The refusal's words when the target's dracut cannot write its largest new
+/// image beside the old one (luksify has it do so), shared with the step.
+pub fn dracut_shortfall(avail: u64, needed: u64) -> Option<String> {
+    shortfall_for(avail, needed, |mib| {
+        format!(
+            "the target's dracut needs about {mib} MiB there to write each new image beside the old one, which stays until the new one is complete"
+        )
+    })
+}
+
 /// The refusal's words for `avail` free against `needed` when luksify writes
 /// the images, shared with the step.
 pub fn shortfall(avail: u64, needed: u64) -> Option<String> {
@@ -85,15 +101,14 @@ pub fn check(t: &TargetOs) -> Result<(), Refusal> {
     } else if t.initramfs_generator.as_deref() == Some("initramfs-tools") {
         // update-initramfs writes IMAGE.new beside each image (its backup is a
         // hard link), then renames it over the old one.
-        let needed = needed(images.map(|(len, _)| (len, true)));
+        let needed = needed_beside(images.map(|(len, _)| len));
         shortfall_for(space.avail_bytes, needed, |mib| {
             format!(
                 "the target's update-initramfs needs about {mib} MiB there to write each new image (with cryptsetup-initramfs's additions) beside the old one"
             )
         })
     } else {
-        // dracut writes its image elsewhere and copies it over the old one.
-        None
+        dracut_shortfall(space.avail_bytes, needed_beside(images.map(|(len, _)| len)))
     };
     match detail {
         Some(detail) => Err(Refusal::BootTooFull { detail }),
@@ -182,10 +197,21 @@ mod tests {
         assert!(e.contains("update-initramfs needs about 56 MiB"), "{e}");
         t.boot_space.as_mut().unwrap().avail_bytes = 56 * MIB;
         assert!(check(&t).is_ok());
-        // dracut copies its image over the old one: not checked.
-        let mut d = target("dracut", 1, &[("initramfs-6.1.0-28-amd64.img", 30)]);
-        d.has_cryptsetup_initramfs = false;
-        assert!(check(&d).is_ok());
+    }
+
+    #[test]
+    fn dracut_needs_room_for_the_largest_new_image_beside_the_old_one() {
+        // Debian's dracut keeps Debian's names; Fedora's are its own.
+        let images = [
+            ("initrd.img-6.1.0-28-amd64", 30),
+            ("initramfs-6.1.0-30-amd64.img", 40),
+        ];
+        let e = check(&target("dracut", 55, &images))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has 55 MiB free"), "{e}");
+        assert!(e.contains("dracut needs about 56 MiB"), "{e}");
+        assert!(check(&target("dracut", 56, &images)).is_ok());
     }
 
     #[test]

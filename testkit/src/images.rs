@@ -329,37 +329,23 @@ fn busybox(root: &Path, format: &str, hardlinks: bool, out: &str) -> Result<()> 
 /// copy of the initramfs-tools root after `edit` changed that copy: what a
 /// target's own `update-initramfs` builds once something (a hook, a
 /// configuration file) was installed in it. Returns the image and the root
-/// copy, which is removed when the `TempDir` drops.
+/// copy, which is unmounted and removed when it drops.
 pub fn mkinitramfs_after(
     edit: impl FnOnce(&Path) -> Result<()>,
-) -> Result<(Vec<u8>, tempfile::TempDir)> {
-    let root = debian_root(Flavour::InitramfsTools)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("testkit-mkinitramfs-")
-        .tempdir_in(crate::cache_root())?;
-    let work = tmp.path().join("root");
-    run(
-        "cp",
-        [
-            "-a".as_ref(),
-            "--reflink=auto".as_ref(),
-            root.as_os_str(),
-            work.as_os_str(),
-        ],
-    )?;
+) -> Result<(Vec<u8>, crate::RootCopy)> {
+    let mut copy = crate::RootCopy::new(Flavour::InitramfsTools)?;
+    let work = copy.path();
     edit(&work)?;
     let kver = kernel_version(&work)?;
-    {
-        let _mounts = ChrootMounts::new(&work, None)?;
-        mkinitramfs(
-            &work,
-            &kver,
-            Compression::Gzip,
-            false,
-            false,
-            "/tmp/after.img",
-        )?;
-    }
+    copy.mount()?;
+    mkinitramfs(
+        &work,
+        &kver,
+        Compression::Gzip,
+        false,
+        false,
+        "/tmp/after.img",
+    )?;
     let img = fs::read(work.join("tmp/after.img")).context("reading mkinitramfs's image")?;
-    Ok((img, tmp))
+    Ok((img, copy))
 }

@@ -31,6 +31,7 @@ mod debian;
 mod images;
 mod mounts;
 mod oracle;
+mod root_copy;
 mod run;
 mod vm_target;
 
@@ -38,6 +39,7 @@ pub use cache::{cache_root, cached_dir};
 pub use debian::{Flavour, debian_mirror, debian_root, kernel_version};
 pub use images::{Compression, Generator, RealImage, mkinitramfs_after, real_images};
 pub use oracle::{lsinitramfs, unmkinitramfs};
+pub use root_copy::RootCopy;
 pub use run::run;
 pub use vm_target::{
     VM_TARGET_PACKAGES, VM_TARGET_PACKAGES_DRACUT, VM_TARGET_PACKAGES_NO_CRYPTSETUP_INITRAMFS,
