@@ -152,15 +152,7 @@ pub fn real_images() -> Result<Vec<RealImage>> {
 /// configuration changes mkinitramfs needs never touch the cached root.
 fn build_all(out: &Path, flavour: Flavour, root: &Path) -> Result<()> {
     let work = out.join(format!("work-{flavour:?}"));
-    run(
-        "cp",
-        [
-            "-a".as_ref(),
-            "--reflink=auto".as_ref(),
-            root.as_os_str(),
-            work.as_os_str(),
-        ],
-    )?;
+    crate::root_copy::copy_tree(root, &work)?;
     let kver = kernel_version(&work)?;
     {
         let _mounts = ChrootMounts::new(&work, None)?;

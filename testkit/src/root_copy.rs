@@ -1,7 +1,7 @@
 //! A private, writable copy of a cached Debian root to run its own tools in,
 //! as luksify's migration runs them in the mounted target.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -24,16 +24,7 @@ impl RootCopy {
         let dir = tempfile::Builder::new()
             .prefix("testkit-root-")
             .tempdir_in(crate::cache_root())?;
-        let work = dir.path().join("root");
-        run(
-            "cp",
-            [
-                "-a".as_ref(),
-                "--reflink=auto".as_ref(),
-                root.as_os_str(),
-                work.as_os_str(),
-            ],
-        )?;
+        copy_tree(&root, &dir.path().join("root"))?;
         Ok(RootCopy { mounts: None, dir })
     }
 
@@ -49,4 +40,19 @@ impl RootCopy {
         }
         Ok(())
     }
+}
+
+/// `cp -a` of the tree `from` to the new path `to`, sharing blocks where the
+/// file system can.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    run(
+        "cp",
+        [
+            "-a".as_ref(),
+            "--reflink=auto".as_ref(),
+            from.as_os_str(),
+            to.as_os_str(),
+        ],
+    )?;
+    Ok(())
 }
