@@ -29,8 +29,7 @@ use crate::plan::boot_room;
 use crate::sys::atomic_file;
 use crate::sys::process::Cmd;
 
-/// Appended to an image's name for the file dracut writes before it replaces the image.
-pub const NEW_SUFFIX: &str = ".luksify-new";
+pub use crate::plan::boot_room::NEW_SUFFIX;
 
 /// luksify's dracut configuration in the target.
 pub const CONF_PATH: &str = "/etc/dracut.conf.d/90-luksify.conf";

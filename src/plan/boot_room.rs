@@ -10,6 +10,10 @@ use crate::probe::TargetOs;
 /// Appended to an image's name for the copy of the original.
 pub const BACKUP_SUFFIX: &str = ".luksify-backup";
 
+/// Appended to an image's name for the file the target's dracut writes
+/// before it replaces the image.
+pub const NEW_SUFFIX: &str = ".luksify-new";
+
 /// Room the new image may take beyond the original: cryptsetup, its
 /// libraries, the dm-crypt modules and the hook, compressed, are a few MiB.
 pub const GROWTH: u64 = 16 << 20;
@@ -108,7 +112,13 @@ pub fn check(t: &TargetOs) -> Result<(), Refusal> {
             )
         })
     } else {
-        dracut_shortfall(space.avail_bytes, needed_beside(images.map(|(len, _)| len)))
+        // A run cut short may have left new images; the step removes them first.
+        let stale: u64 = (space.images.iter())
+            .filter(|(name, _)| name.ends_with(NEW_SUFFIX))
+            .map(|(_, len)| len)
+            .sum();
+        let needed = needed_beside(images.map(|(len, _)| len));
+        dracut_shortfall(space.avail_bytes.saturating_add(stale), needed)
     };
     match detail {
         Some(detail) => Err(Refusal::BootTooFull { detail }),
@@ -212,6 +222,14 @@ mod tests {
         assert!(e.contains("has 55 MiB free"), "{e}");
         assert!(e.contains("dracut needs about 56 MiB"), "{e}");
         assert!(check(&target("dracut", 56, &images)).is_ok());
+        // What an interrupted run left beside an image is removed before dracut runs.
+        let left = [
+            ("initrd.img-6.1.0-28-amd64", 30),
+            ("initrd.img-6.1.0-28-amd64.luksify-new", 20),
+            ("initramfs-6.1.0-30-amd64.img", 40),
+        ];
+        assert!(check(&target("dracut", 36, &left)).is_ok());
+        assert!(check(&target("dracut", 35, &left)).is_err());
     }
 
     #[test]
