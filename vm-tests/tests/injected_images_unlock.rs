@@ -173,7 +173,6 @@ fn real(generator: Generator) -> RealImage {
 }
 
 #[test]
-#[ignore = "VM scenario: cargo xtask test --all-vm"]
 fn injected_dracut_images_unlock_scripted_and_with_systemd() {
     let t0 = Instant::now();
     let kernel = GuestKernel::debian_current().unwrap();
@@ -207,7 +206,6 @@ fn injected_dracut_images_unlock_scripted_and_with_systemd() {
 /// then it stops with a message that says so, and initramfs-tools' panic
 /// names luksify.
 #[test]
-#[ignore = "VM scenario: cargo xtask test --all-vm"]
 fn injected_initramfs_tools_image_stops_after_three_wrong_passphrases() {
     let kernel = GuestKernel::debian_current().unwrap();
     let disk = luks_disk(&kernel);
@@ -302,7 +300,6 @@ fn busybox_with_virtio_modules(real: &RealImage, out: &Path) {
 /// driver, asks (a wrong passphrase first), unlocks, activates vg0, and hands
 /// over to the image's own /init, whose shell sees vg0-root in the container.
 #[test]
-#[ignore = "VM scenario: cargo xtask test --all-vm"]
 fn injected_busybox_image_loads_the_disk_driver_and_unlocks() {
     let kernel = GuestKernel::debian_current().unwrap();
     let disk = luks_disk(&kernel);
