@@ -403,3 +403,54 @@ fn injecting_twice_is_the_same_as_once() {
         trees[0].assert_same(&trees[1]);
     }
 }
+
+/// An image an older luksify wrapped, whose wrapper reads differently from
+/// today's: injecting again refreshes the wrapper and keeps the image's own
+/// init as the original (saving the old wrapper as the original would make
+/// the new one exec a wrapper that execs itself).
+#[test]
+fn injecting_over_an_older_busybox_wrapper_keeps_the_real_init() {
+    let img = real_images()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.generator == Generator::Busybox)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inject = |input: &Path, out: &Path| {
+        let (code, _, err) = luksify(&[
+            "initrd",
+            "inject",
+            input.to_str().unwrap(),
+            "--root",
+            img.root.to_str().unwrap(),
+            "--luks-uuid",
+            UUID,
+            "--vg",
+            VG,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    };
+    let first = dir.path().join("first.img");
+    inject(&img.path, &first);
+    let mut older = Image::open(&first).unwrap();
+    let old_wrapper = "#!/bin/sh\n/sbin/luksify-unlock || exit 1\nexec /init.luksify-orig \"$@\"\n";
+    older
+        .add_file("init", old_wrapper.as_bytes().to_vec(), 0o755)
+        .unwrap();
+    let older_path = dir.path().join("older.img");
+    let w = luksify::initrd::write(&older, &Default::default()).unwrap();
+    fs::write(&older_path, w.bytes).unwrap();
+
+    let again = dir.path().join("again.img");
+    inject(&older_path, &again);
+    let original = Image::open(&img.path).unwrap();
+    let again = Image::open(&again).unwrap();
+    let read = |i: &Image, p: &str| luksify::initrd::inimage::read(i, p).unwrap().data;
+    assert_eq!(read(&again, "init.luksify-orig"), read(&original, "init"));
+    assert_eq!(
+        read(&again, "init"),
+        include_str!("../initramfs/busybox-init").as_bytes()
+    );
+}

@@ -14,8 +14,14 @@ pub fn apply(img: &mut Image, s: &Settings) -> Result<Vec<String>> {
     add_unlock_script(img, s)?;
     let current = inimage::read(img, "init");
     match current {
-        // Injecting twice keeps the first original.
-        Some(f) if f.data == WRAPPER.as_bytes() => {}
+        // Injecting again (by this or an older luksify, whose wrapper may
+        // read differently) keeps the first original: saving a wrapper as
+        // the original would make it exec itself forever.
+        Some(f) if is_wrapped(img, &f.data) => {
+            if f.data != WRAPPER.as_bytes() {
+                img.add_file("init", WRAPPER.as_bytes().to_vec(), 0o755)?;
+            }
+        }
         Some(f) => {
             img.add_file(ORIG, f.data, f.mode & 0o7777)?;
             img.add_file("init", WRAPPER.as_bytes().to_vec(), 0o755)?;
@@ -25,6 +31,13 @@ pub fn apply(img: &mut Image, s: &Settings) -> Result<Vec<String>> {
     Ok(vec![format!(
         "busybox: /init wraps the original, kept as /{ORIG}"
     )])
+}
+
+/// Whether `init` (the image's /init) is a luksify wrapper over a kept original.
+fn is_wrapped(img: &Image, init: &[u8]) -> bool {
+    init.windows(b"luksify-unlock".len())
+        .any(|w| w == b"luksify-unlock")
+        && inimage::read(img, ORIG).is_some()
 }
 
 pub fn check(img: &Image, s: &Settings) -> Vec<HookCheck> {
