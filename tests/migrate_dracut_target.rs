@@ -62,11 +62,20 @@ impl SmallFs {
 }
 
 impl Drop for SmallFs {
+    // No panics here: a failed assertion is already unwinding through it.
     fn drop(&mut self) {
-        umount2(&self.dir, MntFlags::empty()).unwrap();
-        for e in fs::read_dir(self.aside.path()).unwrap() {
-            let e = e.unwrap();
-            fs::rename(e.path(), self.dir.join(e.file_name())).unwrap();
+        if let Err(e) = umount2(&self.dir, MntFlags::empty()) {
+            eprintln!("unmounting {}: {e}", self.dir.display());
+            return;
+        }
+        for e in fs::read_dir(self.aside.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Err(err) = fs::rename(e.path(), self.dir.join(e.file_name())) {
+                eprintln!("moving {} back: {err}", e.path().display());
+            }
         }
     }
 }
@@ -91,7 +100,7 @@ fn dracut_rebuilds_beside_the_old_image_and_a_failure_leaves_the_old_one() {
     let untouched = |_: &str| panic!("no image may be replaced");
 
     // No room for a new image beside the old one: refused before dracut runs,
-    // also when an interrupted run left its unfinished new image.
+    // also counting the room an interrupted run's unfinished new image takes.
     {
         let _small = SmallFs::mount(&boot, "8m");
         let old = vec![7u8; 3 << 20];
@@ -105,7 +114,8 @@ fn dracut_rebuilds_beside_the_old_image_and_a_failure_leaves_the_old_one() {
         );
         assert!(text.contains("run `luksify migrate` again"), "{text}");
         assert_eq!(fs::read(&image).unwrap(), old);
-        assert!(!new.exists());
+        // A refusal changes nothing, not even what an earlier run left.
+        assert_eq!(fs::read(&new).unwrap(), b"left by an interrupted run");
     }
 
     // Room by the estimate, but dracut's image is larger: its copy fails
@@ -117,13 +127,16 @@ fn dracut_rebuilds_beside_the_old_image_and_a_failure_leaves_the_old_one() {
         let e = dracut_target::rebuild(&root, &kernels, untouched).unwrap_err();
         let text = format!("{e:#}");
         assert!(text.contains("the target's dracut building"), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
         assert!(text.contains("was left as it was"), "{text}");
         assert_eq!(fs::read(&image).unwrap(), old);
         assert!(!new.exists());
     }
 
-    // Room enough: dracut's image replaces the old one, with its permissions.
+    // Room enough: dracut's image replaces the old one, with its permissions;
+    // what an interrupted run left is not taken for it.
     write(&image, b"old", 0o644);
+    write(&new, b"left by an interrupted run", 0o600);
     let mut done = Vec::new();
     dracut_target::rebuild(&root, &kernels, |i| done.push(i.to_string())).unwrap();
     assert_eq!(done, vec![format!("/boot/initrd.img-{kver}")]);

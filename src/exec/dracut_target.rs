@@ -19,11 +19,12 @@
 //! IMAGE.luksify-new instead, which replaces IMAGE by a rename once complete.
 
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::inject_target::{free_bytes, refuse_short};
+use super::boot_fs;
 use crate::boot::target_fs;
 use crate::plan::boot_room;
 use crate::sys::atomic_file;
@@ -68,37 +69,41 @@ pub fn install_conf(root: &Path) -> Result<()> {
 
 /// Rebuilds each kernel's image with the target's dracut, in a chroot of the
 /// target mounted at `root`; `done` is told each image's name once it is in
-/// place. Refuses before the first write when /boot cannot hold the largest
-/// new image beside the old one; an image dracut fails to build stays as it was.
+/// place. Refuses before anything in /boot changes when it cannot hold the
+/// new images beside the old ones; an image dracut fails to build stays as
+/// it was.
 pub fn rebuild(root: &Path, kernels: &[String], mut done: impl FnMut(&str)) -> Result<()> {
+    // Through the target's symlinks: dracut writes where the chroot resolves
+    // the name, and the rename must replace that file, not a link to it.
     let images: Vec<(&String, String, PathBuf)> = kernels
         .iter()
         .map(|k| {
-            let image = image_path(root, k);
-            let host = target_fs::host(root, &target_fs::resolve(root, Path::new(&image)));
-            (k, image, host)
+            let image = target_fs::resolve(root, Path::new(&image_path(root, k)));
+            let host = target_fs::host(root, &image);
+            (k, image.to_string_lossy().into_owned(), host)
         })
         .collect();
-    let mut sizes = Vec::new();
+    let len = |p: &Path| match fs::metadata(p) {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    };
+    let (mut sizes, mut stale) = (Vec::new(), 0u64);
     for (_, _, host) in &images {
-        // A run cut short may have left its new image; it is rebuilt anyway.
-        let new = with_suffix(host, NEW_SUFFIX);
-        match fs::remove_file(&new) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", new.display()));
-            }
-            _ => {}
-        }
-        sizes.push(fs::metadata(host).map(|m| m.len()).unwrap_or(0));
+        sizes.push(len(host)?);
+        stale += len(&with_suffix(host, NEW_SUFFIX))?;
     }
     if let Some((_, _, host)) = images.first() {
         let dir = host.parent().unwrap_or(root);
+        let avail = boot_fs::free_bytes(dir)?.saturating_add(stale);
         let needed = boot_room::needed_beside(sizes);
-        refuse_short(dir, boot_room::dracut_shortfall(free_bytes(dir)?, needed))?;
+        boot_fs::refuse_short(dir, boot_room::dracut_shortfall(avail, needed))?;
     }
     for (k, image, host) in &images {
         let new_image = format!("{image}{NEW_SUFFIX}");
         let new = with_suffix(host, NEW_SUFFIX);
+        // A run cut short may have left one; dracut's is built afresh.
+        remove_if_there(&new)?;
         if let Err(e) = Cmd::new("chroot")
             .args([root.as_os_str(), "dracut".as_ref(), "--force".as_ref()])
             .args([new_image.as_str(), k.as_str()])
@@ -109,10 +114,24 @@ pub fn rebuild(root: &Path, kernels: &[String], mut done: impl FnMut(&str)) -> R
                 format!("the target's dracut building {new_image}; {image} was left as it was")
             });
         }
-        replace(&new, host).with_context(|| format!("putting {new_image} in place of {image}"))?;
+        if let Err(e) = replace(&new, host) {
+            let _ = fs::remove_file(&new);
+            return Err(e).with_context(|| {
+                format!("putting {new_image} in place of {image}; {image} was left as it was")
+            });
+        }
         done(image);
     }
     Ok(())
+}
+
+fn remove_if_there(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", p.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Renames `new` over `old`, with `old`'s permissions (dracut creates its

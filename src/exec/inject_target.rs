@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use super::boot_fs;
 use crate::initrd::elf::inroot;
 use crate::initrd::flavour::{Settings, UNLOCK_CONF};
 use crate::initrd::inject::{InjectOptions, inject};
@@ -111,29 +112,11 @@ fn check_room(images: &[(String, PathBuf)]) -> Result<()> {
             Ok((len, backup_of(image).exists()))
         })
         .collect::<Result<Vec<_>>>()?;
-    enough_room(dir, free_bytes(dir)?, boot_room::needed(sizes))
-}
-
-/// Bytes an unprivileged writer may still use on `dir`'s file system.
-pub fn free_bytes(dir: &Path) -> Result<u64> {
-    let st = nix::sys::statvfs::statvfs(dir)
-        .with_context(|| format!("reading the free space of {}", dir.display()))?;
-    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+    enough_room(dir, boot_fs::free_bytes(dir)?, boot_room::needed(sizes))
 }
 
 fn enough_room(dir: &Path, avail: u64, needed: u64) -> Result<()> {
-    refuse_short(dir, boot_room::shortfall(avail, needed))
-}
-
-/// The step's refusal of a /boot (`dir`) that is `detail` short of room.
-pub fn refuse_short(dir: &Path, detail: Option<String>) -> Result<()> {
-    if let Some(detail) = detail {
-        bail!(
-            "{} {detail}; nothing in it was changed. Make room in the target's /boot (remove kernels it no longer needs, e.g. `chroot ROOT apt-get purge linux-image-OLD`), then run `luksify migrate` again: it resumes here",
-            dir.display(),
-        );
-    }
-    Ok(())
+    boot_fs::refuse_short(dir, boot_room::shortfall(avail, needed))
 }
 
 /// What happened to one image.

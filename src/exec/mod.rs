@@ -1,6 +1,7 @@
 //! Runs a Plan: rendered for a dry run, or executed for real.
 
 mod boot_drift;
+pub mod boot_fs;
 pub mod checks;
 pub mod dracut_target;
 pub mod inject_target;

@@ -32,16 +32,19 @@ pub fn image_names(generator: Option<&str>, kver: &str) -> Vec<String> {
 
 /// Bytes /boot must have free for images of these sizes, each with whether a
 /// backup of it exists already: a backup of each that has none, plus the
-/// largest new image while it is written (before it replaces the old one).
+/// largest new image while it is written (before it replaces the old one),
+/// plus the growth of each (the images replaced first keep theirs while the
+/// next is written).
 pub fn needed(images: impl IntoIterator<Item = (u64, bool)>) -> u64 {
-    let (mut backups, mut largest) = (0u64, 0u64);
+    let (mut backups, mut largest, mut count) = (0u64, 0u64, 0u64);
     for (len, backed_up) in images {
         if !backed_up {
             backups += len;
         }
         largest = largest.max(len);
+        count += 1;
     }
-    backups + largest + GROWTH
+    backups + largest + GROWTH * count.max(1)
 }
 
 /// Bytes /boot must have free for a generator that writes each new image
@@ -88,37 +91,42 @@ pub fn check(t: &TargetOs) -> Result<(), Refusal> {
     let Some(space) = &t.boot_space else {
         return Ok(());
     };
-    let images = t.kernels.iter().filter_map(|k| {
-        image_names(t.initramfs_generator.as_deref(), k)
-            .into_iter()
-            .map(|n| n.trim_start_matches("/boot/").to_string())
-            .find_map(|n| {
-                let len = *space.images.get(&n)?;
-                Some((
-                    len,
-                    space.images.contains_key(&format!("{n}{BACKUP_SUFFIX}")),
-                ))
-            })
-    });
+    // Each kernel's image as /boot names it: (name, size, has a backup).
+    let images: Vec<(String, u64, bool)> = (t.kernels.iter())
+        .filter_map(|k| {
+            image_names(t.initramfs_generator.as_deref(), k)
+                .into_iter()
+                .map(|n| n.trim_start_matches("/boot/").to_string())
+                .find_map(|n| {
+                    let len = *space.images.get(&n)?;
+                    let backed_up = space.images.contains_key(&format!("{n}{BACKUP_SUFFIX}"));
+                    Some((n, len, backed_up))
+                })
+        })
+        .collect();
+    let sizes = || images.iter().map(|(_, len, _)| *len);
     let detail = if !super::target_steps::uses_target_generator(t) {
-        shortfall(space.avail_bytes, needed(images))
+        shortfall(
+            space.avail_bytes,
+            needed(images.iter().map(|(_, len, b)| (*len, *b))),
+        )
     } else if t.initramfs_generator.as_deref() == Some("initramfs-tools") {
         // update-initramfs writes IMAGE.new beside each image (its backup is a
         // hard link), then renames it over the old one.
-        let needed = needed_beside(images.map(|(len, _)| len));
-        shortfall_for(space.avail_bytes, needed, |mib| {
+        shortfall_for(space.avail_bytes, needed_beside(sizes()), |mib| {
             format!(
                 "the target's update-initramfs needs about {mib} MiB there to write each new image (with cryptsetup-initramfs's additions) beside the old one"
             )
         })
     } else {
         // A run cut short may have left new images; the step removes them first.
-        let stale: u64 = (space.images.iter())
-            .filter(|(name, _)| name.ends_with(NEW_SUFFIX))
-            .map(|(_, len)| len)
+        let stale: u64 = (images.iter())
+            .filter_map(|(n, _, _)| space.images.get(&format!("{n}{NEW_SUFFIX}")))
             .sum();
-        let needed = needed_beside(images.map(|(len, _)| len));
-        dracut_shortfall(space.avail_bytes.saturating_add(stale), needed)
+        dracut_shortfall(
+            space.avail_bytes.saturating_add(stale),
+            needed_beside(sizes()),
+        )
     };
     match detail {
         Some(detail) => Err(Refusal::BootTooFull { detail }),
@@ -152,11 +160,11 @@ mod tests {
     fn room_is_a_backup_of_each_image_without_one_plus_the_largest_plus_growth() {
         assert_eq!(
             needed([(30 * MIB, false), (40 * MIB, false)]),
-            110 * MIB + GROWTH
+            110 * MIB + 2 * GROWTH
         );
         assert_eq!(
             needed([(30 * MIB, true), (40 * MIB, false)]),
-            80 * MIB + GROWTH
+            80 * MIB + 2 * GROWTH
         );
         assert_eq!(needed([]), GROWTH);
     }
@@ -167,13 +175,13 @@ mod tests {
             ("initrd.img-6.1.0-28-amd64", 30),
             ("initrd.img-6.1.0-30-amd64", 40),
         ];
-        // 30 + 40 backups, 40 for the new image, 16 of growth: 126 MiB.
-        let e = check(&target("initramfs-tools", 125, &images)).unwrap_err();
+        // 30 + 40 backups, 40 for the new image, 16 of growth each: 142 MiB.
+        let e = check(&target("initramfs-tools", 141, &images)).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("has 125 MiB free"), "{text}");
-        assert!(text.contains("about 126 MiB"), "{text}");
+        assert!(text.contains("has 141 MiB free"), "{text}");
+        assert!(text.contains("about 142 MiB"), "{text}");
         assert!(text.contains("apt-get purge linux-image-OLD"), "{text}");
-        assert!(check(&target("initramfs-tools", 126, &images)).is_ok());
+        assert!(check(&target("initramfs-tools", 142, &images)).is_ok());
     }
 
     #[test]
@@ -184,14 +192,15 @@ mod tests {
             ("initrd.img-6.1.0-28-amd64.luksify-backup", 30),
             ("initrd.img-6.1.0-30-amd64", 40),
         ];
-        assert!(check(&target("initramfs-tools", 96, &images)).is_ok());
-        assert!(check(&target("initramfs-tools", 95, &images)).is_err());
+        assert!(check(&target("initramfs-tools", 112, &images)).is_ok());
+        assert!(check(&target("initramfs-tools", 111, &images)).is_err());
         // nash names its images initrd-KVER.img.
         let nash = [
             ("initrd-6.1.0-28-amd64.img", 30),
             ("initrd-6.1.0-30-amd64.img", 40),
         ];
-        assert!(check(&target("nash", 125, &nash)).is_err());
+        assert!(check(&target("nash", 141, &nash)).is_err());
+        assert!(check(&target("nash", 142, &nash)).is_ok());
     }
 
     #[test]
@@ -200,12 +209,12 @@ mod tests {
             ("initrd.img-6.1.0-28-amd64", 30),
             ("initrd.img-6.1.0-30-amd64", 40),
         ];
-        let mut t = target("initramfs-tools", 55, &images);
+        let mut t = target("initramfs-tools", 71, &images);
         t.has_cryptsetup_initramfs = true;
         let e = check(&t).unwrap_err().to_string();
-        assert!(e.contains("has 55 MiB free"), "{e}");
-        assert!(e.contains("update-initramfs needs about 56 MiB"), "{e}");
-        t.boot_space.as_mut().unwrap().avail_bytes = 56 * MIB;
+        assert!(e.contains("has 71 MiB free"), "{e}");
+        assert!(e.contains("update-initramfs needs about 72 MiB"), "{e}");
+        t.boot_space.as_mut().unwrap().avail_bytes = 72 * MIB;
         assert!(check(&t).is_ok());
     }
 
@@ -216,20 +225,23 @@ mod tests {
             ("initrd.img-6.1.0-28-amd64", 30),
             ("initramfs-6.1.0-30-amd64.img", 40),
         ];
-        let e = check(&target("dracut", 55, &images))
+        // 40 for the largest, 16 of growth each: 72 MiB.
+        let e = check(&target("dracut", 71, &images))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("has 55 MiB free"), "{e}");
-        assert!(e.contains("dracut needs about 56 MiB"), "{e}");
-        assert!(check(&target("dracut", 56, &images)).is_ok());
-        // What an interrupted run left beside an image is removed before dracut runs.
+        assert!(e.contains("has 71 MiB free"), "{e}");
+        assert!(e.contains("dracut needs about 72 MiB"), "{e}");
+        assert!(check(&target("dracut", 72, &images)).is_ok());
+        // What an interrupted run left beside an image is removed before
+        // dracut runs; beside another kernel's image, it stays.
         let left = [
             ("initrd.img-6.1.0-28-amd64", 30),
             ("initrd.img-6.1.0-28-amd64.luksify-new", 20),
             ("initramfs-6.1.0-30-amd64.img", 40),
+            ("initrd.img-5.10.0-9-amd64.luksify-new", 100),
         ];
-        assert!(check(&target("dracut", 36, &left)).is_ok());
-        assert!(check(&target("dracut", 35, &left)).is_err());
+        assert!(check(&target("dracut", 52, &left)).is_ok());
+        assert!(check(&target("dracut", 51, &left)).is_err());
     }
 
     #[test]

@@ -111,8 +111,16 @@ fn injected(luksify: &Path, real: &RealImage, out: &Path) {
 }
 
 /// Boots the dracut root's kernel with `real` injected; a wrong passphrase
-/// at dracut's `prompt`, then the right one; returns what the root's init said.
-fn boot(name: &str, luksify: &Path, real: &RealImage, disk: &Path, prompt: &str) -> String {
+/// at dracut's `prompt` (refused with `refusal`, where the console shows
+/// one), then the right one; returns what the root's init said.
+fn boot(
+    name: &str,
+    luksify: &Path,
+    real: &RealImage,
+    disk: &Path,
+    prompt: &str,
+    refusal: Option<&str>,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let initrd = dir.path().join("initrd.img");
     injected(luksify, real, &initrd);
@@ -130,6 +138,9 @@ fn boot(name: &str, luksify: &Path, real: &RealImage, disk: &Path, prompt: &str)
     let c = g.console();
     c.send_secret_after(prompt, b"not-the-passphrase", Duration::from_secs(600))
         .unwrap();
+    if let Some(refusal) = refusal {
+        c.wait_for(refusal, Duration::from_secs(120)).unwrap();
+    }
     // Asked again after the refusal.
     c.send_secret_after(prompt, PASSPHRASE.as_bytes(), Duration::from_secs(300))
         .unwrap();
@@ -186,6 +197,7 @@ fn injected_dracut_images_unlock_scripted_and_with_systemd() {
         &real(Generator::Dracut),
         &disk,
         r"Enter passphrase for \S+: ",
+        Some("No key available with this passphrase"),
     );
     check_root(&scripted);
     eprintln!("scripted dracut unlocked at {:?}", t0.elapsed());
@@ -196,6 +208,9 @@ fn injected_dracut_images_unlock_scripted_and_with_systemd() {
         &real(Generator::DracutSystemd),
         &disk,
         r"Please enter passphrase for disk [^\n]*: ",
+        // systemd-cryptsetup reports to the journal, not the console: the
+        // prompt coming back is the refusal.
+        None,
     );
     check_root(&systemd);
     eprintln!("dracut with systemd unlocked at {:?}", t0.elapsed());
