@@ -32,6 +32,24 @@ fn luksify(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `luksify initrd inject INPUT --root ROOT ... -o OUT`, which must succeed.
+fn inject(input: &Path, root: &Path, out: &Path) {
+    let (code, _, err) = luksify(&[
+        "initrd",
+        "inject",
+        input.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "--luks-uuid",
+        UUID,
+        "--vg",
+        VG,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
+
 fn verify(image: &Path) -> (i32, String) {
     let (code, out, err) = luksify(&[
         "initrd",
@@ -379,20 +397,7 @@ fn injecting_twice_is_the_same_as_once() {
                 "{n}-{}",
                 img.path.file_name().unwrap().to_string_lossy()
             ));
-            let (code, _, err) = luksify(&[
-                "initrd",
-                "inject",
-                input.to_str().unwrap(),
-                "--root",
-                img.root.to_str().unwrap(),
-                "--luks-uuid",
-                UUID,
-                "--vg",
-                VG,
-                "-o",
-                out.to_str().unwrap(),
-            ]);
-            assert_eq!(code, 0, "{err}");
+            inject(&input, &img.root, &out);
             let unpacked = dir
                 .path()
                 .join(format!("{}.d", out.file_name().unwrap().to_string_lossy()));
@@ -416,24 +421,8 @@ fn injecting_over_an_older_busybox_wrapper_keeps_the_real_init() {
         .find(|i| i.generator == Generator::Busybox)
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let inject = |input: &Path, out: &Path| {
-        let (code, _, err) = luksify(&[
-            "initrd",
-            "inject",
-            input.to_str().unwrap(),
-            "--root",
-            img.root.to_str().unwrap(),
-            "--luks-uuid",
-            UUID,
-            "--vg",
-            VG,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{err}");
-    };
     let first = dir.path().join("first.img");
-    inject(&img.path, &first);
+    inject(&img.path, &img.root, &first);
     let mut older = Image::open(&first).unwrap();
     let old_wrapper = "#!/bin/sh\n/sbin/luksify-unlock || exit 1\nexec /init.luksify-orig \"$@\"\n";
     older
@@ -444,7 +433,7 @@ fn injecting_over_an_older_busybox_wrapper_keeps_the_real_init() {
     fs::write(&older_path, w.bytes).unwrap();
 
     let again = dir.path().join("again.img");
-    inject(&older_path, &again);
+    inject(&older_path, &img.root, &again);
     let original = Image::open(&img.path).unwrap();
     let again = Image::open(&again).unwrap();
     let read = |i: &Image, p: &str| luksify::initrd::inimage::read(i, p).unwrap().data;
