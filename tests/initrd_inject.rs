@@ -32,9 +32,9 @@ fn luksify(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `luksify initrd inject INPUT --root ROOT ... -o OUT`, which must succeed.
-fn inject(input: &Path, root: &Path, out: &Path) {
-    let (code, _, err) = luksify(&[
+/// `luksify initrd inject INPUT --root ROOT --luks-uuid UUID --vg VG EXTRA... -o OUT`.
+fn run_inject(input: &Path, root: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
         "initrd",
         "inject",
         input.to_str().unwrap(),
@@ -44,9 +44,15 @@ fn inject(input: &Path, root: &Path, out: &Path) {
         UUID,
         "--vg",
         VG,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["-o", out.to_str().unwrap()]);
+    luksify(&args)
+}
+
+/// [`run_inject`] without extra options, which must succeed.
+fn inject(input: &Path, root: &Path, out: &Path) {
+    let (code, _, err) = run_inject(input, root, out, &[]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -92,21 +98,7 @@ fn check_one(img: &RealImage, work: &Path) {
     };
     assert!(text.contains(expect_missing), "{name}: {text}");
 
-    let (code, _, err) = luksify(&[
-        "initrd",
-        "inject",
-        img.path.to_str().unwrap(),
-        "--root",
-        img.root.to_str().unwrap(),
-        "--luks-uuid",
-        UUID,
-        "--vg",
-        VG,
-        "--lv",
-        "root",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = run_inject(&img.path, &img.root, &out, &["--lv", "root"]);
     assert_eq!(code, 0, "{name}: inject failed: {err}");
     let (code, text) = verify(&out);
     assert_eq!(code, 0, "{name}: verify after inject:\n{text}");
@@ -251,20 +243,7 @@ fn overlay_appends_one_segment_that_gnu_cpio_reads() {
             && !matches!(i.compression, testkit::Compression::Lz4)
     }) {
         let out = dir.path().join(img.path.file_name().unwrap());
-        let (code, _, err) = luksify(&[
-            "initrd",
-            "inject",
-            img.path.to_str().unwrap(),
-            "--root",
-            img.root.to_str().unwrap(),
-            "--luks-uuid",
-            UUID,
-            "--vg",
-            VG,
-            "--overlay",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let (code, _, err) = run_inject(&img.path, &img.root, &out, &["--overlay"]);
         assert_eq!(code, 0, "{err}");
         let orig = fs::read(&img.path).unwrap();
         let new = fs::read(&out).unwrap();
@@ -305,19 +284,7 @@ fn bad_input_gets_one_line_with_the_offset_and_writes_nothing() {
     fs::write(&garbage, b"this is not an initramfs\n").unwrap();
     for bad in [&truncated, &garbage] {
         let out = dir.path().join("out.img");
-        let (code, _, err) = luksify(&[
-            "initrd",
-            "inject",
-            bad.to_str().unwrap(),
-            "--root",
-            img.root.to_str().unwrap(),
-            "--luks-uuid",
-            UUID,
-            "--vg",
-            VG,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let (code, _, err) = run_inject(bad, &img.root, &out, &[]);
         assert_ne!(code, 0);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("byte"), "{err}");
