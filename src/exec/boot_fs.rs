@@ -2,7 +2,7 @@
 //! refusal when the step would not fit (the plan checked the same from the
 //! probe; this is the mounted file system's word).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -22,4 +22,12 @@ pub fn refuse_short(dir: &Path, detail: Option<String>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `p` with `suffix` appended to its file name: where an image's backup
+/// (`BACKUP_SUFFIX`) or its next version (`NEW_SUFFIX`) lives.
+pub fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut name = p.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    p.with_file_name(name)
 }

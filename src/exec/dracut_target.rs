@@ -75,12 +75,14 @@ pub fn install_conf(root: &Path) -> Result<()> {
 pub fn rebuild(root: &Path, kernels: &[String], mut done: impl FnMut(&str)) -> Result<()> {
     // Through the target's symlinks: dracut writes where the chroot resolves
     // the name, and the rename must replace that file, not a link to it.
-    let images: Vec<(&String, String, PathBuf)> = kernels
+    // (kernel, image in the target, image on the host, dracut's file on the host)
+    let images: Vec<(&String, String, PathBuf, PathBuf)> = kernels
         .iter()
         .map(|k| {
             let image = target_fs::resolve(root, Path::new(&image_path(root, k)));
             let host = target_fs::host(root, &image);
-            (k, image.to_string_lossy().into_owned(), host)
+            let new = boot_fs::with_suffix(&host, NEW_SUFFIX);
+            (k, image.to_string_lossy().into_owned(), host, new)
         })
         .collect();
     let len = |p: &Path| match fs::metadata(p) {
@@ -89,33 +91,32 @@ pub fn rebuild(root: &Path, kernels: &[String], mut done: impl FnMut(&str)) -> R
         Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
     };
     let (mut sizes, mut stale) = (Vec::new(), 0u64);
-    for (_, _, host) in &images {
+    for (_, _, host, new) in &images {
         sizes.push(len(host)?);
-        stale += len(&with_suffix(host, NEW_SUFFIX))?;
+        stale += len(new)?;
     }
-    if let Some((_, _, host)) = images.first() {
+    if let Some((_, _, host, _)) = images.first() {
         let dir = host.parent().unwrap_or(root);
         let avail = boot_fs::free_bytes(dir)?.saturating_add(stale);
         let needed = boot_room::needed_beside(sizes);
         boot_fs::refuse_short(dir, boot_room::dracut_shortfall(avail, needed))?;
     }
-    for (k, image, host) in &images {
+    for (k, image, host, new) in &images {
         let new_image = format!("{image}{NEW_SUFFIX}");
-        let new = with_suffix(host, NEW_SUFFIX);
         // A run cut short may have left one; dracut's is built afresh.
-        remove_if_there(&new)?;
+        remove_if_there(new)?;
         if let Err(e) = Cmd::new("chroot")
             .args([root.as_os_str(), "dracut".as_ref(), "--force".as_ref()])
             .args([new_image.as_str(), k.as_str()])
             .run()
         {
-            let _ = fs::remove_file(&new);
+            let _ = fs::remove_file(new);
             return Err(e).with_context(|| {
                 format!("the target's dracut building {new_image}; {image} was left as it was")
             });
         }
-        if let Err(e) = replace(&new, host) {
-            let _ = fs::remove_file(&new);
+        if let Err(e) = replace(new, host) {
+            let _ = fs::remove_file(new);
             return Err(e).with_context(|| {
                 format!("putting {new_image} in place of {image}; {image} was left as it was")
             });
@@ -148,12 +149,6 @@ fn replace(new: &Path, old: &Path) -> Result<()> {
     fs::rename(new, old)
         .with_context(|| format!("renaming {} to {}", new.display(), old.display()))?;
     atomic_file::sync_dir(old.parent().unwrap_or(Path::new("/")))
-}
-
-fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
-    let mut name = p.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    p.with_file_name(name)
 }
 
 #[cfg(test)]

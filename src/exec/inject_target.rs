@@ -50,9 +50,7 @@ impl Unlock<'_> {
 
 /// The backup of `image`.
 pub fn backup_of(image: &Path) -> PathBuf {
-    let mut name = image.file_name().unwrap_or_default().to_os_string();
-    name.push(BACKUP_SUFFIX);
-    image.with_file_name(name)
+    boot_fs::with_suffix(image, BACKUP_SUFFIX)
 }
 
 /// Everything the injection needs from the mounted target, checked before
