@@ -42,7 +42,7 @@ fn is_wrapped(img: &Image, init: &[u8]) -> bool {
 
 pub fn check(img: &Image, s: &Settings) -> Vec<HookCheck> {
     let wrapper = match inimage::text(img, "init") {
-        Some(t) if t.contains("luksify-unlock") && inimage::read(img, ORIG).is_some() => Ok(()),
+        Some(t) if is_wrapped(img, t.as_bytes()) => Ok(()),
         Some(_) => Err("/init does not run luksify-unlock before the original init".into()),
         None => Err("/init is missing".into()),
     };
